@@ -1,0 +1,71 @@
+"""A small HTTP client for one VerneMQ node (stdlib only, timeouts on every call).
+
+The API key goes as the basic-auth user (``curl -u KEY:``), as VerneMQ 2.1 expects;
+it is registered with the redactor and never appears in errors.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import socket
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..core import redact
+
+
+class HttpFailure(Exception):
+    """The request did not give a usable answer; ``reason`` is fit for a report."""
+
+    def __init__(self, reason: str, status: int | None = None):
+        super().__init__(reason)
+        self.reason, self.status = reason, status
+
+
+@dataclass
+class NodeHttp:
+    base_url: str
+    api_key: str | None = field(default=None, repr=False)
+    timeout: float = 5.0
+
+    def __post_init__(self):
+        self.base_url = self.base_url.rstrip("/")
+        redact.register(self.api_key)
+
+    def _request(self, path: str, auth: bool) -> urllib.request.Request:
+        req = urllib.request.Request(self.base_url + path, method="GET")
+        if auth and self.api_key:
+            token = base64.b64encode(f"{self.api_key}:".encode()).decode()
+            req.add_header("Authorization", f"Basic {token}")
+        return req
+
+    def get(self, path: str, auth: bool = False, ok: tuple[int, ...] = (200,)) -> tuple[int, bytes]:
+        """(status, body) for GET ``path``; raises HttpFailure with a readable reason."""
+        try:
+            with urllib.request.urlopen(self._request(path, auth), timeout=self.timeout) as resp:
+                status, body = resp.status, resp.read()
+        except urllib.error.HTTPError as exc:
+            status, body = exc.code, exc.read() if exc.fp else b""
+        except (socket.timeout, TimeoutError):
+            raise HttpFailure(f"GET {self.base_url}{path}: no answer within {self.timeout:g}s") from None
+        except urllib.error.URLError as exc:
+            raise HttpFailure(f"GET {self.base_url}{path}: cannot connect ({exc.reason})") from None
+        except (ConnectionError, OSError) as exc:
+            raise HttpFailure(f"GET {self.base_url}{path}: connection failed ({type(exc).__name__})") from None
+        if status not in ok:
+            if status == 401:
+                why = "401 Unauthorized: the API key is missing or has the wrong scope (needs mgmt for /api/v1)"
+            else:
+                why = f"HTTP {status}"
+            raise HttpFailure(f"GET {self.base_url}{path}: {why}", status)
+        return status, body
+
+    def get_json(self, path: str, auth: bool = False, ok: tuple[int, ...] = (200,)) -> Any:
+        _status, body = self.get(path, auth=auth, ok=ok)
+        try:
+            return json.loads(body)
+        except ValueError:
+            raise HttpFailure(f"GET {self.base_url}{path}: the answer is not JSON") from None
