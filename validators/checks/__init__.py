@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib
 
 CHECK_MODULES: list[str] = [
+    "validators.checks.preflight",
 ]
 
 _loaded = False

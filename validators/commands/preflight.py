@@ -1,0 +1,64 @@
+"""`vmq-validate preflight`: is it safe to start a rolling upgrade now?
+
+    vmq-validate preflight --context C --namespace NS --release R --target-version 2.1.2
+    vmq-validate preflight --targets lab.yaml --target-version 2.1.2 --interval 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import Any
+
+from ..collect import preflight as collect
+from ..collect.kubeclient import connect
+from ..collect.targets import load_targets
+from ..core.errors import InputError
+from ..core.model import Facts
+from .base import ReportCommand
+
+
+class Preflight(ReportCommand):
+    name = "preflight"
+    help = "upgrade pre-flight: membership, netsplits, pods, PDB, client state, backlog, version path"
+    categories = ("preflight",)
+
+    #: injectable for tests (no real waiting there)
+    sleep = staticmethod(time.sleep)
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        src = parser.add_argument_group("source (one of)")
+        src.add_argument("--targets", metavar="FILE", help="a targets file (VMs, the lab): nodes reached over HTTP")
+        src.add_argument("--context", help="kube context (required for a cluster; never implicit)")
+        src.add_argument("--kubeconfig", metavar="FILE", help="kubeconfig file (default: the client's default)")
+        src.add_argument("--namespace", help="namespace of the release (with --context)")
+        src.add_argument("--release", help="Helm release: selects app.kubernetes.io/instance=RELEASE")
+        src.add_argument("--selector", help="label selector of the VerneMQ pods (overrides --release)")
+        parser.add_argument("--target-version", metavar="V", help="the version the upgrade goes to (e.g. 2.1.2)")
+        parser.add_argument("--interval", type=float, default=10.0, metavar="SECONDS",
+                            help="seconds between the two /metrics samples (10)")
+        parser.add_argument("--http-port", type=int, default=8888, help="VerneMQ HTTP port when a pod names none")
+
+    def collect(self, args: argparse.Namespace) -> tuple[Facts, dict[str, Any]]:
+        if args.interval < 0:
+            raise InputError("--interval", f"{args.interval:g} is negative.", "use 0 or more seconds.")
+        if args.targets:
+            if args.context:
+                raise InputError("--targets", "cannot be combined with --context.", "pick one source.")
+            spec = load_targets(args.targets, need_cookie=False)
+            facts = collect.collect_targets(spec, args.target_version, args.interval, sleep=self.sleep)
+            return facts, {"source": "targets", "targets": args.targets, "target_version": args.target_version}
+        if not args.namespace:
+            raise InputError("--namespace", "is required with a Kubernetes source.", "pass --namespace NS.")
+        if not (args.release or args.selector):
+            raise InputError("--release", "a release or a selector is required.",
+                             "pass --release R (or --selector LABELS).")
+        kube = connect(args.kubeconfig, args.context)
+        selector = args.selector or f"app.kubernetes.io/name=vernemq,app.kubernetes.io/instance={args.release}"
+        facts = collect.collect_kube(kube, args.namespace, selector, args.target_version, args.interval,
+                                     http_port=args.http_port, sleep=self.sleep)
+        return facts, {"source": "kubernetes", "context": kube.context, "namespace": args.namespace,
+                       "selector": selector, "target_version": args.target_version}
+
+
+COMMAND = Preflight()
