@@ -1,0 +1,114 @@
+{{/* Chart name (the app.kubernetes.io/name label). */}}
+{{- define "vernemq.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Full name: <release>-vernemq, or the release name when it already contains the chart name. */}}
+{{- define "vernemq.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 52 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 52 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 52 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "vernemq.headless" -}}
+{{- printf "%s-headless" (include "vernemq.fullname" .) -}}
+{{- end -}}
+
+{{- define "vernemq.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Selector labels (contract: app.kubernetes.io/name + instance). */}}
+{{- define "vernemq.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "vernemq.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "vernemq.labels" -}}
+helm.sh/chart: {{ include "vernemq.chart" . }}
+{{ include "vernemq.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: vernemq
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{- define "vernemq.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "vernemq.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{/* repository:tag[@digest] */}}
+{{- define "vernemq.imageRef" -}}
+{{- $ref := printf "%s:%s" .repository .tag -}}
+{{- if .digest -}}{{- $ref = printf "%s@%s" $ref .digest -}}{{- end -}}
+{{- $ref -}}
+{{- end -}}
+
+{{- define "vernemq.cookieSecretName" -}}
+{{- default (printf "%s-erlang-cookie" (include "vernemq.fullname" .)) .Values.erlangCookie.existingSecret -}}
+{{- end -}}
+
+{{- define "vernemq.cookieSecretKey" -}}
+{{- if .Values.erlangCookie.existingSecret -}}{{ .Values.erlangCookie.existingSecretKey }}{{- else -}}cookie{{- end -}}
+{{- end -}}
+
+{{- define "vernemq.apiKeySecretName" -}}
+{{- default (printf "%s-api-key" (include "vernemq.fullname" .)) .Values.apiKey.existingSecret -}}
+{{- end -}}
+
+{{- define "vernemq.apiKeySecretKey" -}}
+{{- if .Values.apiKey.existingSecret -}}{{ .Values.apiKey.existingSecretKey }}{{- else -}}api-key{{- end -}}
+{{- end -}}
+
+{{/* "9100-9109" */}}
+{{- define "vernemq.distPortRange" -}}
+{{- printf "%d-%d" (int .Values.vernemq.distribution.portRangeMin) (int .Values.vernemq.distribution.portRangeMax) -}}
+{{- end -}}
+
+{{/* Client-facing listeners that are enabled: list of dicts name/port/servicePort/nodePort. */}}
+{{- define "vernemq.clientPorts" -}}
+{{- $ports := list -}}
+{{- $defs := dict "mqtt" 1883 "mqtts" 8883 "ws" 8080 "wss" 8443 -}}
+{{- range $name := list "mqtt" "mqtts" "ws" "wss" -}}
+{{- if (index $.Values.listeners $name).enabled -}}
+{{- $ports = append $ports (dict "name" $name "port" (index $defs $name) "servicePort" (index $.Values.service.ports $name) "nodePort" (index $.Values.service.nodePorts $name)) -}}
+{{- end -}}
+{{- end -}}
+{{- toYaml (dict "ports" $ports) -}}
+{{- end -}}
+
+{{/* The secret value: reuse the one stored in the release's Secret (upgrades), else a new random one. */}}
+{{- define "vernemq.reuseOrRandom" -}}
+{{- $existing := lookup "v1" "Secret" .namespace .name -}}
+{{- $value := "" -}}
+{{- if and $existing $existing.data -}}
+{{- $value = index $existing.data .key | default "" -}}
+{{- end -}}
+{{- if $value -}}
+{{- $value -}}
+{{- else -}}
+{{- randAlphaNum 48 | b64enc -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+Readiness "joined": /health/listeners must answer 200 and the node's own cluster view in /status.json
+(`mystatus`: every member it knows, running or not) must hold at least 2 nodes. The HTTP listener binds the
+pod IP, not loopback. curl and jq ship with the official image.
+*/}}
+{{- define "vernemq.joinedProbe" -}}
+base="http://${MY_POD_IP}:8888"; curl -fsS -m 4 -o /dev/null "$base/health/listeners" || exit 1; n=$(curl -fsS -m 4 "$base/status.json" | jq '[.[0][] | .mystatus[0] // {} | keys[]] | unique | length') || exit 1; [ "${n:-0}" -ge 2 ] || { echo "not joined: cluster view has ${n:-0} node(s)"; exit 1; }
+{{- end -}}

@@ -1,0 +1,60 @@
+{{/*
+Cross-field checks that a JSON schema cannot express. Every message names the value and the fix.
+Called once from statefulset.yaml, so a bad combination renders nothing at all.
+*/}}
+{{- define "vernemq.validateValues" -}}
+{{- $errs := list -}}
+{{- $v := .Values -}}
+{{- $ka := int $v.mqtt.maxKeepaliveSeconds -}}
+{{- if and (or $v.listeners.mqtts.enabled $v.listeners.wss.enabled) (not $v.tls.existingSecret) -}}
+{{- $errs = append $errs "tls.existingSecret: listeners.mqtts / listeners.wss need a certificate; create a kubernetes.io/tls Secret and set tls.existingSecret=<name>, or disable those listeners" -}}
+{{- end -}}
+{{- if gt (int $v.vernemq.distribution.portRangeMin) (int $v.vernemq.distribution.portRangeMax) -}}
+{{- $errs = append $errs (printf "vernemq.distribution.portRangeMin (%d) is above portRangeMax (%d): set portRangeMin <= portRangeMax" (int $v.vernemq.distribution.portRangeMin) (int $v.vernemq.distribution.portRangeMax)) -}}
+{{- else if gt (sub (int $v.vernemq.distribution.portRangeMax) (int $v.vernemq.distribution.portRangeMin)) 63 -}}
+{{- $errs = append $errs "vernemq.distribution.portRangeMax: the distribution range may hold at most 64 ports; narrow portRangeMin..portRangeMax" -}}
+{{- end -}}
+{{- $reserved := list 1883 8883 8080 8443 8888 4369 44053 -}}
+{{- range $p := $reserved -}}
+{{- if and (ge $p (int $v.vernemq.distribution.portRangeMin)) (le $p (int $v.vernemq.distribution.portRangeMax)) -}}
+{{- $errs = append $errs (printf "vernemq.distribution.portRangeMin/portRangeMax: the range includes port %d, which a listener uses; move the range (default 9100-9109)" $p) -}}
+{{- end -}}
+{{- end -}}
+{{- if and (gt (int $v.replicaCount) 1) (not $v.discovery.kubernetes.enabled) -}}
+{{- $errs = append $errs "discovery.kubernetes.enabled: with replicaCount > 1 the nodes must discover each other; set discovery.kubernetes.enabled=true or replicaCount=1" -}}
+{{- end -}}
+{{- if and $v.discovery.kubernetes.enabled (not $v.rbac.create) (not $v.serviceAccount.name) -}}
+{{- $errs = append $errs "rbac.create: Kubernetes discovery needs get/list pods and get statefulsets; set rbac.create=true, or serviceAccount.name to an account that has them" -}}
+{{- end -}}
+{{- if and (ne $v.readinessProbe.mode "listeners") (eq $v.statefulset.podManagementPolicy "OrderedReady") (gt (int $v.replicaCount) 1) -}}
+{{- $errs = append $errs (printf "statefulset.podManagementPolicy: OrderedReady with readinessProbe.mode=%s deadlocks (pod 0 waits for peers that start only after it is ready); use Parallel or readinessProbe.mode=listeners" $v.readinessProbe.mode) -}}
+{{- end -}}
+{{- if and $v.service.loadBalancerSourceRanges (ne $v.service.type "LoadBalancer") -}}
+{{- $errs = append $errs "service.loadBalancerSourceRanges: only a LoadBalancer Service uses it; set service.type=LoadBalancer or remove the ranges" -}}
+{{- end -}}
+{{- if $v.service.azure.enabled -}}
+{{- if ne $v.service.type "LoadBalancer" -}}
+{{- $errs = append $errs "service.azure.enabled: the Azure annotations need service.type=LoadBalancer" -}}
+{{- end -}}
+{{- if ne $v.service.externalTrafficPolicy "Local" -}}
+{{- $errs = append $errs "service.externalTrafficPolicy: the Azure profile needs Local, so the Azure health probe goes to kube-proxy's healthCheckNodePort instead of opening bare TCP sockets on the MQTT ports (they count as ghost sessions: online 5, offline -5)" -}}
+{{- end -}}
+{{- if lt (mul (int $v.service.azure.idleTimeoutMinutes) 60) $ka -}}
+{{- $errs = append $errs (printf "service.azure.idleTimeoutMinutes: %d min is shorter than mqtt.maxKeepaliveSeconds (%d s); Azure would drop idle MQTT connections. Set idleTimeoutMinutes >= %d" (int $v.service.azure.idleTimeoutMinutes) $ka (div (add $ka 59) 60)) -}}
+{{- end -}}
+{{- end -}}
+{{- if $v.ingress.enabled -}}
+{{- if not $v.listeners.ws.enabled -}}
+{{- $errs = append $errs "ingress.enabled: the WebSocket Ingress needs listeners.ws.enabled=true" -}}
+{{- end -}}
+{{- if and $v.ingress.nginx (lt (int $v.ingress.timeoutSeconds) $ka) -}}
+{{- $errs = append $errs (printf "ingress.timeoutSeconds: %d s is shorter than mqtt.maxKeepaliveSeconds (%d s); ingress-nginx would close idle WebSocket clients. Set ingress.timeoutSeconds >= %d" (int $v.ingress.timeoutSeconds) $ka $ka) -}}
+{{- end -}}
+{{- if and $v.ingress.tls.enabled (not $v.ingress.tls.secretName) -}}
+{{- $errs = append $errs "ingress.tls.secretName: ingress.tls.enabled needs the name of a TLS Secret" -}}
+{{- end -}}
+{{- end -}}
+{{- if $errs -}}
+{{- fail (printf "\n\nVALUES VALIDATION:\n  - %s\n" (join "\n  - " $errs)) -}}
+{{- end -}}
+{{- end -}}
