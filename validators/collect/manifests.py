@@ -1,0 +1,319 @@
+"""Offline facts for the traffic checks: rendered manifests from files, folders or stdin.
+
+``helm template t charts/vernemq | vmq-validate plan -f -``
+
+The objects are kept as the plain dicts the manifests hold (the same shapes the live API
+returns), so one set of checks serves both modes. Workloads are expanded into the pods they
+would run (:mod:`validators.netpol.workloads`). Facts that only exist in a live cluster
+(endpoints, nodes, healthCheckNodePort) are :class:`NotApplicable` -> those checks report skip.
+
+Malformed input is an :class:`InputError` naming the file, the document index, the object and
+the field, with a fix.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any, Iterable, Mapping, TextIO
+
+import yaml
+
+from ..core.errors import InputError
+from ..core.model import Facts, NotApplicable
+from ..netpol.model import parse_policy
+from ..netpol.workloads import WORKLOAD_KINDS, expand
+
+VMQ_NAME_LABEL = "app.kubernetes.io/name"
+VMQ_INSTANCE_LABEL = "app.kubernetes.io/instance"
+
+CLUSTER_SCOPED = {"Namespace", "Node", "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition",
+                  "PriorityClass", "StorageClass", "IngressClass", "PersistentVolume", "APIService",
+                  "ValidatingWebhookConfiguration", "MutatingWebhookConfiguration", "RuntimeClass"}
+
+_SUFFIXES = (".yaml", ".yml", ".json")
+
+
+def parse_selector_arg(text: str | None) -> dict[str, str] | None:
+    """``--selector a=b,c=d`` -> dict (equality requirements only)."""
+    if text is None:
+        return None
+    out: dict[str, str] = {}
+    for part in [p.strip() for p in text.split(",") if p.strip()]:
+        if "!=" in part or "=" not in part or " " in part:
+            raise InputError("--selector", f"{part!r} is not an equality requirement.",
+                             "write key=value pairs separated by commas, e.g. app.kubernetes.io/name=vernemq.")
+        k, v = part.split("=", 1)
+        out[k.strip()] = v.strip().lstrip("=")
+    if not out:
+        raise InputError("--selector", "is empty.", "write key=value pairs, or use --release.")
+    return out
+
+
+def scope(namespace: str | None, release: str | None, selector: str | None, mode: str) -> dict[str, Any]:
+    """The ``traffic.scope`` fact: which pods are the release's VerneMQ pods (docs/contracts.md)."""
+    sel = parse_selector_arg(selector)
+    if sel is None:
+        sel = {VMQ_NAME_LABEL: "vernemq"}
+        if release:
+            sel[VMQ_INSTANCE_LABEL] = release
+    return {"namespace": namespace, "release": release, "selector": sel, "mode": mode}
+
+
+def _files(paths: Iterable[str]) -> list[Path | str]:
+    out: list[Path | str] = []
+    for p in paths:
+        if p == "-":
+            out.append("-")
+            continue
+        path = Path(p)
+        if path.is_dir():
+            found = sorted(f for f in path.rglob("*") if f.is_file() and f.suffix in _SUFFIXES)
+            if not found:
+                raise InputError("-f", f"folder {p} holds no .yaml/.yml/.json file.", "point -f at rendered manifests.")
+            out.extend(found)
+        elif path.is_file():
+            out.append(path)
+        else:
+            raise InputError("-f", f"{p} does not exist.", "pass a file, a folder, or - for stdin.")
+    return out
+
+
+def read_documents(paths: Iterable[str], stdin: TextIO | None = None) -> list[tuple[str, int, dict]]:
+    """Every object of every document as (source, document index, object). ``List`` kinds are
+    flattened (their items keep the document index)."""
+    docs: list[tuple[str, int, dict]] = []
+    for f in _files(paths):
+        if f == "-":
+            name, text = "<stdin>", (stdin or sys.stdin).read()
+        else:
+            name = str(f)
+            try:
+                text = Path(f).read_text()
+            except (OSError, UnicodeDecodeError) as exc:
+                raise InputError("-f", f"cannot read {f}: {exc}.", "pass a readable text file.") from None
+        try:
+            loaded = list(yaml.safe_load_all(text))
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            doc_idx = text[: _offset(text, mark)].count("\n---") if mark else "?"
+            raise InputError(f"{name} document {doc_idx}", f"is not valid YAML{at}: "
+                             f"{getattr(exc, 'problem', None) or exc}.",
+                             "fix the YAML (run `helm template` again, or check indentation).") from None
+        for i, doc in enumerate(loaded):
+            if doc is None:
+                continue
+            if not isinstance(doc, Mapping):
+                raise InputError(f"{name} document {i}", f"is a {type(doc).__name__}, not a Kubernetes object.",
+                                 "every document must be a mapping with apiVersion, kind and metadata.")
+            if str(doc.get("kind", "")).endswith("List") and isinstance(doc.get("items"), list):
+                for item in doc["items"]:
+                    if not isinstance(item, Mapping):
+                        raise InputError(f"{name} document {i}: items", "holds a non-object.", "list objects only.")
+                    docs.append((name, i, dict(item)))
+            else:
+                docs.append((name, i, dict(doc)))
+    return docs
+
+
+def _offset(text: str, mark: Any) -> int:
+    lines = text.split("\n")
+    return sum(len(line) + 1 for line in lines[: mark.line])
+
+
+# ---------------------------------------------------------------------------------------------
+# field validation: the fields the traffic checks read, with the API server's types
+
+
+class _V:
+    def __init__(self, where: str):
+        self.where = where
+
+    def err(self, field: str, problem: str, fix: str) -> InputError:
+        return InputError(f"{self.where}: {field}", problem, fix)
+
+    def mapping(self, obj: Any, field: str, required: bool = False) -> Mapping:
+        if obj is None:
+            if required:
+                raise self.err(field, "is required.", f"add {field}.")
+            return {}
+        if not isinstance(obj, Mapping):
+            raise self.err(field, f"must be a mapping, got {type(obj).__name__}.", f"write {field} as key: value pairs.")
+        return obj
+
+    def seq(self, obj: Any, field: str) -> list:
+        if obj is None:
+            return []
+        if not isinstance(obj, list):
+            raise self.err(field, f"must be a list, got {type(obj).__name__}.", f"write {field} as a YAML list.")
+        return obj
+
+    def port(self, value: Any, field: str, named: bool) -> None:
+        if isinstance(value, bool) or not isinstance(value, (int, str)):
+            raise self.err(field, f"{value!r} is not a port.", "write a number 1-65535" + (" or a port name." if named else "."))
+        if isinstance(value, str) and not named:
+            raise self.err(field, f"{value!r} must be a number.", "write a number 1-65535.")
+        if isinstance(value, int) and not 1 <= value <= 65535:
+            raise self.err(field, f"{value} is out of range.", "use 1-65535.")
+
+    def strmap(self, obj: Any, field: str) -> None:
+        for k, v in self.mapping(obj, field).items():
+            if not isinstance(v, str):
+                raise self.err(f"{field}.{k}", f"values must be strings, got {v!r}.", f'quote it: {k}: "{v}".')
+
+
+def _validate_pod_spec(v: _V, spec: Any, field: str) -> None:
+    spec = v.mapping(spec, field, required=True)
+    containers = v.seq(spec.get("containers"), f"{field}.containers")
+    if not containers:
+        raise v.err(f"{field}.containers", "is empty.", "a pod needs at least one container.")
+    for i, c in enumerate(containers):
+        c = v.mapping(c, f"{field}.containers[{i}]")
+        for j, p in enumerate(v.seq(c.get("ports"), f"{field}.containers[{i}].ports")):
+            p = v.mapping(p, f"{field}.containers[{i}].ports[{j}]")
+            if "containerPort" not in p:
+                raise v.err(f"{field}.containers[{i}].ports[{j}].containerPort", "is required.", "add containerPort: N.")
+            v.port(p["containerPort"], f"{field}.containers[{i}].ports[{j}].containerPort", named=False)
+        for j, e in enumerate(v.seq(c.get("env"), f"{field}.containers[{i}].env")):
+            e = v.mapping(e, f"{field}.containers[{i}].env[{j}]")
+            if not isinstance(e.get("name"), str):
+                raise v.err(f"{field}.containers[{i}].env[{j}].name", "is required.", "name the variable.")
+
+
+def validate_object(obj: Mapping[str, Any], where: str) -> None:
+    v = _V(where)
+    kind = obj.get("kind")
+    md = v.mapping(obj.get("metadata"), "metadata")
+    v.strmap(md.get("labels"), "metadata.labels")
+    v.strmap(md.get("annotations"), "metadata.annotations")
+    spec = obj.get("spec")
+    if kind == "Service":
+        spec = v.mapping(spec, "spec", required=True)
+        v.strmap(spec.get("selector"), "spec.selector")
+        for i, p in enumerate(v.seq(spec.get("ports"), "spec.ports")):
+            p = v.mapping(p, f"spec.ports[{i}]")
+            if "port" not in p:
+                raise v.err(f"spec.ports[{i}].port", "is required.", "add port: N.")
+            v.port(p["port"], f"spec.ports[{i}].port", named=False)
+            if p.get("targetPort") is not None:
+                v.port(p["targetPort"], f"spec.ports[{i}].targetPort", named=True)
+            if p.get("nodePort") is not None:
+                v.port(p["nodePort"], f"spec.ports[{i}].nodePort", named=False)
+    elif kind == "Ingress":
+        spec = v.mapping(spec, "spec", required=True)
+        for i, r in enumerate(v.seq(spec.get("rules"), "spec.rules")):
+            r = v.mapping(r, f"spec.rules[{i}]")
+            http = v.mapping(r.get("http"), f"spec.rules[{i}].http")
+            for j, p in enumerate(v.seq(http.get("paths"), f"spec.rules[{i}].http.paths")):
+                f = f"spec.rules[{i}].http.paths[{j}]"
+                p = v.mapping(p, f)
+                svc = v.mapping(v.mapping(p.get("backend"), f"{f}.backend", required=True).get("service"),
+                                f"{f}.backend.service")
+                if svc:
+                    if not isinstance(svc.get("name"), str):
+                        raise v.err(f"{f}.backend.service.name", "is required.", "name the backend Service.")
+                    port = v.mapping(svc.get("port"), f"{f}.backend.service.port", required=True)
+                    if "number" in port:
+                        v.port(port["number"], f"{f}.backend.service.port.number", named=False)
+                    elif not isinstance(port.get("name"), str):
+                        raise v.err(f"{f}.backend.service.port", "needs number or name.",
+                                    "write port: {name: ws} or port: {number: 8080}.")
+        for i, t in enumerate(v.seq(spec.get("tls"), "spec.tls")):
+            t = v.mapping(t, f"spec.tls[{i}]")
+            v.seq(t.get("hosts"), f"spec.tls[{i}].hosts")
+    elif kind in WORKLOAD_KINDS:
+        spec = v.mapping(spec, "spec", required=True)
+        if kind == "CronJob":
+            jt = v.mapping(spec.get("jobTemplate"), "spec.jobTemplate", required=True)
+            spec = v.mapping(jt.get("spec"), "spec.jobTemplate.spec", required=True)
+            base = "spec.jobTemplate.spec.template"
+        else:
+            base = "spec.template"
+        r = spec.get("replicas")
+        if r is not None and (isinstance(r, bool) or not isinstance(r, int) or r < 0):
+            raise v.err("spec.replicas", f"{r!r} is not a replica count.", "write a whole number >= 0.")
+        t = v.mapping(spec.get("template"), base, required=True)
+        tmd = v.mapping(t.get("metadata"), f"{base}.metadata")
+        v.strmap(tmd.get("labels"), f"{base}.metadata.labels")
+        v.strmap(tmd.get("annotations"), f"{base}.metadata.annotations")
+        _validate_pod_spec(v, t.get("spec"), f"{base}.spec")
+    elif kind == "Pod":
+        _validate_pod_spec(v, spec, "spec")
+
+
+def normalize(objs: Iterable[tuple[str, int, dict]], namespace: str) -> list[dict]:
+    """Check the identity fields, default the namespace (as `helm template -n` leaves it out),
+    validate the fields the checks read. Returns the objects with ``metadata.namespace`` set."""
+    out = []
+    seen: dict[tuple, str] = {}
+    for src, i, obj in objs:
+        where = f"{src} document {i}"
+        for key in ("apiVersion", "kind"):
+            if not isinstance(obj.get(key), str) or not obj.get(key):
+                raise InputError(f"{where}: {key}", "is missing.", f"every Kubernetes object needs {key}.")
+        md = obj.get("metadata")
+        if not isinstance(md, Mapping) or not isinstance(md.get("name"), str) or not md.get("name"):
+            raise InputError(f"{where} ({obj['kind']}): metadata.name", "is missing.", "every object needs a name.")
+        obj = dict(obj)
+        obj["metadata"] = dict(md)
+        if obj["kind"] not in CLUSTER_SCOPED:
+            obj["metadata"].setdefault("namespace", namespace)
+            if not obj["metadata"]["namespace"]:
+                obj["metadata"]["namespace"] = namespace
+        ident = (obj["kind"], obj["metadata"].get("namespace"), obj["metadata"]["name"])
+        label = f"{where} ({obj['kind']} {obj['metadata'].get('namespace', '-')}/{obj['metadata']['name']})"
+        if ident in seen:
+            raise InputError(label, f"is defined twice (first in {seen[ident]}).", "render each object once.")
+        seen[ident] = where
+        validate_object(obj, label)
+        if obj["kind"] == "NetworkPolicy":
+            parse_policy(obj, namespace, source=f"{where}: ")
+        out.append(obj)
+    return out
+
+
+def plan_facts(objects: list[dict], scope_fact: dict[str, Any]) -> Facts:
+    """Facts for the traffic checks from normalized manifest objects."""
+    by_kind: dict[str, list[dict]] = {}
+    hooks = []
+    for o in objects:
+        if "helm.sh/hook" in ((o.get("metadata") or {}).get("annotations") or {}):
+            hooks.append(o)  # transient (helm test, pre-install jobs): not part of the running release
+            continue
+        by_kind.setdefault(o["kind"], []).append(o)
+    hook_pods = [p for h in hooks for p in ([h] if h["kind"] == "Pod" else expand(h))]
+    workloads = [o for k in WORKLOAD_KINDS for o in by_kind.get(k, [])]
+    pods = list(by_kind.get("Pod", []))
+    for w in workloads:
+        pods.extend(expand(w))
+    offline = "offline plan: {} exist only in a live cluster (run `vmq-validate cluster`)"
+    return Facts({
+        "traffic.scope": scope_fact,
+        "traffic.live": NotApplicable(offline.format("endpoints, nodes and allocated node ports")),
+        "k8s.services": by_kind.get("Service", []),
+        "k8s.ingresses": by_kind.get("Ingress", []),
+        "k8s.networkpolicies": by_kind.get("NetworkPolicy", []),
+        "k8s.namespaces": by_kind.get("Namespace", []),
+        "k8s.workloads": workloads,
+        "k8s.pods": pods,
+        "k8s.hook_pods": hook_pods,
+        "k8s.endpointslices": NotApplicable(offline.format("EndpointSlices")),
+        "k8s.nodes": NotApplicable(offline.format("Nodes")),
+        "k8s.apiserver": NotApplicable(offline.format("API server endpoints")),
+    })
+
+
+def collect(paths: list[str], namespace: str | None, release: str | None, selector: str | None,
+            stdin: TextIO | None = None) -> tuple[Facts, dict[str, Any]]:
+    if not paths:
+        raise InputError("-f", "no manifests given.", "pass -f FILE, -f FOLDER or -f - (stdin), e.g. "
+                         "`helm template r charts/vernemq | vmq-validate plan -f -`.")
+    docs = read_documents(paths, stdin)
+    ns = namespace or "default"
+    objects = normalize(docs, ns)
+    sc = scope(ns, release, selector, "plan")
+    facts = plan_facts(objects, sc)
+    meta = {"source": "manifests", "files": [p for p in paths], "objects": len(objects), "namespace": ns,
+            "release": release, "selector": ",".join(f"{k}={v}" for k, v in sc["selector"].items())}
+    return facts, meta
