@@ -13,6 +13,9 @@ from __future__ import annotations
 import importlib
 
 CHECK_MODULES: list[str] = [
+    "validators.checks.traffic.services",
+    "validators.checks.traffic.ingress",
+    "validators.checks.traffic.netpol",
     "validators.checks.preflight",
 ]
 

@@ -10,6 +10,7 @@ import importlib
 
 COMMAND_MODULES: list[str] = [
     "validators.commands.catalog",
+    "validators.commands.plan",
     "validators.commands.preflight",
 ]
 
