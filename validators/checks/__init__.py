@@ -17,6 +17,7 @@ CHECK_MODULES: list[str] = [
     "validators.checks.traffic.ingress",
     "validators.checks.traffic.netpol",
     "validators.checks.preflight",
+    "validators.checks.distribution",
 ]
 
 _loaded = False

@@ -9,15 +9,19 @@ cluster:
   cluster_port: 44053
   cookie_env: VMQ_COOKIE        # or cookie_file: PATH; never the cookie itself
   api_key_env: VMQ_API_KEY      # optional (or api_key_file), for /api/v1
-  transport: direct             # direct | netns | kube-exec (how checks run *from* each node)
+  transport: direct             # direct | netns | netns-shell | kube-exec (how checks run *from* each node)
 nodes:
   - name: VerneMQ@10.0.0.1
     host: 10.0.0.1
     http: http://10.0.0.1:8888
     mqtt: tcp://10.0.0.1:1883
     ws: ws://10.0.0.1:8080/mqtt
-    netns: vmq-a                # only for transport netns
+    netns: vmq-a                # only for transports netns / netns-shell
+    pod: vernemq-0              # only for transport kube-exec (with namespace: under cluster or node)
 ```
+Transports: ``direct`` probes from where the validator runs; ``netns`` runs the Python probe in each
+node's network namespace (``ip netns exec``); ``netns-shell`` runs the bash probe script that
+``kube-exec`` runs in VerneMQ pods, but in the namespace (proves the script without a cluster).
 Secrets are read from the environment or a file, never from the command line, and are
 registered with the redactor as soon as they are read.
 """
@@ -37,7 +41,7 @@ import yaml
 from ..core import redact
 from ..core.errors import InputError
 
-TRANSPORTS = ("direct", "netns", "kube-exec")
+TRANSPORTS = ("direct", "netns", "netns-shell", "kube-exec")
 _NODE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*@[A-Za-z0-9_.:-]+$")
 _CLUSTER_KEYS = {"epmd_port", "dist_port_range", "cluster_port", "cookie_env", "cookie_file",
                  "api_key_env", "api_key_file", "transport", "namespace"}
@@ -202,9 +206,17 @@ def parse_targets(raw: Any, source: str = "<targets>", env: Mapping[str, str] | 
                 if not isinstance(n[key], str) or not n[key]:
                     raise InputError(f"{where}.{key}", f"{n[key]!r} must be a non-empty string.", "or leave it out.")
                 kw[key] = n[key]
-        if transport == "netns" and "netns" not in kw:
+        if transport in ("netns", "netns-shell") and "netns" not in kw:
             raise InputError(f"{where}.netns", "transport is netns but this node names no network namespace.",
                              "add netns: NAME to every node.")
+        if transport == "kube-exec":
+            if "pod" not in kw:
+                raise InputError(f"{where}.pod", "transport is kube-exec but this node names no pod.",
+                                 "add pod: NAME to every node (and namespace: under cluster or the node).")
+            kw.setdefault("namespace", cl.get("namespace"))
+            if not kw.get("namespace"):
+                raise InputError(f"{where}.namespace", "transport is kube-exec but no namespace is given.",
+                                 "add namespace: NS under cluster: or to the node.")
         nodes.append(Node(**kw))
     return ClusterSpec(nodes=tuple(nodes), epmd_port=epmd, dist_port_range=(lo, hi), cluster_port=cport,
                        transport=transport, cookie=cookie, api_key=api_key, source=source)

@@ -1,0 +1,273 @@
+"""DIST-0xx: Erlang distribution between VerneMQ nodes (EPMD, ports, cookie, membership).
+
+Pure functions over the facts of :mod:`validators.collect.distribution`. Pairwise findings have the
+subject ``"SRC -> DST"`` (SRC is a node, or ``validator`` with the direct transport); per-node findings
+have the node name. Each failure is reported once, at its root: a step that could not run because an
+earlier one failed is ``skip`` with a pointer to the check that failed.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any, Iterable, Mapping
+
+from ..core.model import Facts, Finding, failed, passed, skipped, unknown
+from ..core.registry import check
+
+NEEDS = ("dist.cluster", "dist.observations")
+
+
+def pair(src: str, dst: str) -> str:
+    return f"{src} -> {dst}"
+
+
+class _Index:
+    def __init__(self, facts: Facts):
+        self.cluster: Mapping[str, Any] = facts["dist.cluster"]
+        self.by: dict[tuple[str, str, str], dict] = {}
+        self.transport_errors: dict[str, list[str]] = defaultdict(list)
+        for o in facts["dist.observations"]:
+            kind = o.get("kind")
+            if kind == "transport_error":
+                self.transport_errors[o.get("src", "?")].append(o.get("detail", ""))
+            elif "dst" in o:
+                key = (kind, o.get("port_name", "")) if kind == "tcp" else (kind, "")
+                self.by[(key[0] + key[1], o["src"], o["dst"])] = o
+
+    def get(self, kind: str, src: str, dst: str) -> dict | None:
+        return self.by.get((kind, src, dst))
+
+    def pairs(self) -> list[tuple[str, str]]:
+        return [tuple(p) for p in self.cluster["pairs"]]  # type: ignore[misc]
+
+    def missing(self, src: str, dst: str, what: str, because: str) -> Finding:
+        """No observation: the source's probes failed as a whole (unknown) or an earlier step failed (skip)."""
+        if self.transport_errors.get(src):
+            return unknown(pair(src, dst), f"could not run the probes from {src}: {self.transport_errors[src][0]}",
+                           transport_error=self.transport_errors[src][0])
+        return skipped(pair(src, dst), f"{what} not tested: {because}")
+
+
+def _net_evidence(o: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: o[k] for k in ("port", "error", "detail", "elapsed_ms") if k in o}
+
+
+@check("DIST-001", title="EPMD is reachable from every node (NAMES)", severity="error", category="distribution",
+       needs=NEEDS,
+       remedy="Allow TCP 4369 (EPMD) between all VerneMQ pods: NetworkPolicy ingress from the release's own pods "
+              "on port `epmd`, and check that epmd runs in the pod (`epmd -names`).")
+def epmd_reachable(facts: Facts, conf: Mapping[str, Any]) -> Iterable[Finding]:
+    """Every source asks every target's EPMD (port 4369) for its NAMES over TCP.
+
+    Erlang nodes find each other's distribution port through EPMD; a node whose EPMD cannot be reached
+    from a peer cannot be connected to by that peer. Evidence: the error (refused = something rejects,
+    e.g. a NetworkPolicy with reject or nothing listening; timeout = packets dropped) and the port.
+    """
+    idx = _Index(facts)
+    port = idx.cluster["epmd_port"]
+    for src, dst in idx.pairs():
+        o = idx.get("epmd_names", src, dst)
+        if o is None:
+            yield idx.missing(src, dst, "EPMD", "no observation")
+        elif o.get("ok"):
+            yield passed(pair(src, dst), f"EPMD on port {port} answered NAMES", port=port, names=o.get("names"))
+        elif o.get("error") == "protocol":
+            yield failed(pair(src, dst), f"port {port} answered, but not as EPMD: {o.get('detail')}",
+                         port=port, **_net_evidence(o))
+        else:
+            yield failed(pair(src, dst), f"EPMD of {dst} (port {port}) is not reachable from {src}: "
+                                         f"{o.get('error')} ({o.get('detail')})", port=port, **_net_evidence(o))
+
+
+@check("DIST-002", title="The node is registered in EPMD under the expected name", severity="error",
+       category="distribution", needs=NEEDS,
+       remedy="The node's Erlang VM is not running or was started with another name: check the pod's logs, "
+              "`vmq-admin cluster show`, and the nodename (VerneMQ@<host>) in vm.args / DOCKER_VERNEMQ_NODENAME.")
+def registered(facts: Facts, conf: Mapping[str, Any]) -> Iterable[Finding]:
+    """The short name before '@' (e.g. ``VerneMQ``) must be in the NAMES answer of the node's own EPMD.
+
+    A reachable EPMD that does not list the node means the VM is down, restarting, or runs under a
+    different name, so peers cannot connect to it. Judged from every source that reached the EPMD.
+    """
+    idx = _Index(facts)
+    for node in idx.cluster["nodes"]:
+        short = node.split("@", 1)[0]
+        seen = [(s, o) for (k, s, d), o in idx.by.items() if k == "epmd_names" and d == node and o.get("ok")]
+        if not seen:
+            yield skipped(node, "no source could read this node's EPMD (see DIST-001)")
+            continue
+        listed = sorted({n for _s, o in seen for n, _p in o.get("names", [])})
+        if any(short in [n for n, _p in o.get("names", [])] for _s, o in seen):
+            yield passed(node, f"EPMD lists {short}", names=listed, observers=sorted(s for s, _ in seen))
+        else:
+            yield failed(node, f"EPMD on {node.split('@', 1)[1]} answers but lists no node named {short!r}"
+                               f" (it lists {listed or 'nothing'})", names=listed,
+                         observers=sorted(s for s, _ in seen))
+
+
+@check("DIST-003", title="The distribution port is inside the configured range (PORT_PLEASE2)",
+       severity="error", category="distribution", needs=NEEDS,
+       remedy="Pin the distribution port range in the image and the NetworkPolicy alike: "
+              "DOCKER_VERNEMQ_ERLANG__DISTRIBUTION__PORT_RANGE__MINIMUM/MAXIMUM (chart value "
+              "`distribution.portRange`) must match the NetworkPolicy's port/endPort.")
+def port_in_range(facts: Facts, conf: Mapping[str, Any]) -> Iterable[Finding]:
+    """PORT_PLEASE2 returns the port the node listens on for distribution; it must be inside the range.
+
+    The NetworkPolicy opens only the range (default 9100-9109). A node listening elsewhere (the image
+    ignored the range setting, or an old pod template) is reachable only where nothing filters, and
+    splits from its peers as soon as the policy is enforced.
+    """
+    idx = _Index(facts)
+    lo, hi = idx.cluster["dist_port_range"]
+    for node in idx.cluster["nodes"]:
+        obs = [o for (k, _s, d), o in idx.by.items() if k == "port_please" and d == node and o.get("ok")]
+        found = [o for o in obs if o.get("found")]
+        if not found:
+            why = "the node is not registered in EPMD (see DIST-002)" if obs else "no source reached its EPMD"
+            yield skipped(node, f"distribution port unknown: {why}")
+            continue
+        ports = sorted({o["port"] for o in found})
+        outside = [p for p in ports if not lo <= p <= hi]
+        ev = {"ports": ports, "range": [lo, hi], "highest_version": found[0].get("highest"),
+              "lowest_version": found[0].get("lowest")}
+        if outside:
+            yield failed(node, f"distribution port {outside[0]} is outside the range {lo}-{hi}", **ev)
+        else:
+            yield passed(node, f"distribution port {ports[0]} is inside {lo}-{hi}", **ev)
+
+
+@check("DIST-004", title="The distribution port is reachable from every node", severity="error",
+       category="distribution", needs=NEEDS,
+       remedy="Allow TCP on the distribution port range (default 9100-9109) between all VerneMQ pods "
+              "(NetworkPolicy `port: 9100, endPort: 9109`), and make sure nothing else filters it.")
+def dist_reachable(facts: Facts, conf: Mapping[str, Any]) -> Iterable[Finding]:
+    """A TCP connection from each source to the target's distribution port (the one EPMD returned).
+
+    Tested as the first step of the handshake (DIST-006). When the source could not learn the port
+    (EPMD unreachable or node not registered) the pair is skipped; that root cause is DIST-001/002.
+    """
+    idx = _Index(facts)
+    for src, dst in idx.pairs():
+        o = idx.get("handshake", src, dst)
+        if o is None:
+            yield idx.missing(src, dst, "distribution port", "its port is unknown from this source (see DIST-001/002)")
+        elif o.get("outcome") == "connect_failed":
+            yield failed(pair(src, dst), f"distribution port {o.get('port')} of {dst} is not reachable from {src}: "
+                                         f"{o.get('error')} ({o.get('detail')})", **_net_evidence(o))
+        else:
+            yield passed(pair(src, dst), f"TCP connect to distribution port {o.get('port')} succeeded",
+                         port=o.get("port"))
+
+
+@check("DIST-005", title="The cluster listener (44053) is reachable from every node", severity="error",
+       category="distribution", needs=NEEDS,
+       remedy="Allow TCP 44053 (`cluster` port, listener.vmq.clustering) between all VerneMQ pods and check "
+              "that the listener is bound to the pod address (`vmq-admin listener show`).")
+def cluster_port_reachable(facts: Facts, conf: Mapping[str, Any]) -> Iterable[Finding]:
+    """A TCP connection from each source to the target's VerneMQ cluster listener (default 44053).
+
+    VerneMQ forwards published messages between nodes over this listener, not over distribution: a
+    cluster that is connected but cannot reach 44053 loses messages between nodes.
+    """
+    idx = _Index(facts)
+    for src, dst in idx.pairs():
+        o = idx.get("tcpcluster", src, dst)
+        if o is None:
+            yield idx.missing(src, dst, "cluster port", "no observation")
+        elif o.get("ok"):
+            yield passed(pair(src, dst), f"TCP connect to cluster port {o.get('port')} succeeded", port=o.get("port"))
+        else:
+            yield failed(pair(src, dst), f"cluster port {o.get('port')} of {dst} is not reachable from {src}: "
+                                         f"{o.get('error')} ({o.get('detail')})", **_net_evidence(o))
+
+
+_COOKIE_REMEDY = ("Give every node the same cookie: all pods must read DOCKER_VERNEMQ_DISTRIBUTED_COOKIE from the "
+                  "same Secret (after a re-install the Secret may have been regenerated while old pods kept the "
+                  "old value: restart them), and compare the pods' vm.args -setcookie.")
+
+
+@check("DIST-006", title="The distribution handshake succeeds (same cookie)", severity="error",
+       category="distribution", needs=NEEDS, remedy=_COOKIE_REMEDY)
+def handshake_ok(facts: Facts, conf: Mapping[str, Any]) -> Iterable[Finding]:
+    """A real Erlang distribution handshake (version 6) from each source, as a hidden node.
+
+    The probe sends its name, reads the status and the challenge, answers with the MD5 digest of the
+    cluster cookie, and waits for the challenge acknowledgement, then closes: no node is joined and no
+    message is sent. If the target closes after our reply without acknowledging, the cookies differ:
+    that is reported as a cookie mismatch, not as "unreachable" (connectivity is DIST-004).
+    """
+    idx = _Index(facts)
+    if not idx.cluster.get("cookie_given"):
+        for src, dst in idx.pairs():
+            o = idx.get("handshake", src, dst)
+            if o is None or "not verified" not in (o.get("detail") or ""):
+                yield skipped(pair(src, dst), "no cookie given (cookie_env/cookie_file or the release's Secret)")
+                continue
+            yield passed(pair(src, dst), "handshake acknowledged with the pod's own cookie", port=o.get("port"))
+        return
+    for src, dst in idx.pairs():
+        o = idx.get("handshake", src, dst)
+        ev = {k: o[k] for k in ("port", "outcome", "stage", "error", "detail", "peer_name", "peer_version")
+              if o and o.get(k)} if o else {}
+        if o is None:
+            yield idx.missing(src, dst, "handshake", "the distribution port is unknown (see DIST-001/002)")
+        elif o.get("outcome") == "ok":
+            yield passed(pair(src, dst), f"handshake with {o.get('peer_name')} acknowledged (same cookie)", **ev)
+        elif o.get("outcome") == "connect_failed":
+            yield skipped(pair(src, dst), "no TCP connection to the distribution port (see DIST-004)")
+        elif o.get("outcome") == "cookie_rejected":
+            yield failed(pair(src, dst), f"connected to {dst} on port {o.get('port')}, but it rejected the cluster "
+                                         "cookie (closed the connection after our challenge reply): its cookie "
+                                         "differs", connected=True, cookie_rejected=True, **ev)
+        elif o.get("outcome") == "ack_mismatch":
+            yield failed(pair(src, dst), f"{dst} acknowledged with a digest of another cookie", connected=True, **ev)
+        elif str(o.get("outcome", "")).startswith("status_"):
+            yield failed(pair(src, dst), f"{dst} refused the connection at recv_status: {o.get('detail')}",
+                         connected=True, remedy="A node refuses a peer whose name is already connected (alive) or "
+                                                "not allowed (net_kernel:allow/1); check the node names.", **ev)
+        else:
+            yield failed(pair(src, dst), f"handshake with {dst} failed at {o.get('stage')}: {o.get('outcome')} "
+                                         f"({o.get('detail')})", connected=True,
+                         remedy="Check that the distribution port really belongs to the Erlang node (PORT_PLEASE2 "
+                                "answer) and that no proxy sits in between.", **ev)
+
+
+@check("DIST-007", title="Every node's cluster view lists the same nodes, all running (no netsplit)",
+       severity="error", category="distribution", needs=("dist.cluster", "dist.views"),
+       remedy="Find the broken link with DIST-001..006 (the pair that cannot connect), fix it, then check "
+              "`vmq-admin cluster show` on every node; a node left out needs `vmq-admin cluster join "
+              "discovery-node=<a running node>`.")
+def membership(facts: Facts, conf: Mapping[str, Any]) -> Iterable[Finding]:
+    """Each node's ``GET /api/v1/cluster/show`` must list exactly the expected nodes, all ``Running: true``.
+
+    A node that lists a member as not running, or misses it, sees a netsplit: the finding names who
+    (the observer) sees whom (the member) how. Needs the HTTP API key (scope mgmt); a view that cannot be
+    read is ``unknown`` for that node.
+    """
+    cluster = facts["dist.cluster"]
+    expected = list(cluster["nodes"])
+    views = facts["dist.views"]
+    for obs in expected:
+        v = views.get(obs) or {"ok": False, "reason": "not collected"}
+        if not v.get("ok"):
+            yield unknown(obs, f"cannot read the cluster view of {obs}: {v.get('reason')}")
+            continue
+        table = {n: r for n, r in v["members"]}
+        running = sorted(n for n, r in table.items() if r)
+        down = sorted(n for n, r in table.items() if not r)
+        ev = {"running": running, "not_running": down, "missing": sorted(set(expected) - set(table)),
+              "unexpected": sorted(set(table) - set(expected))}
+        bad = False
+        for m in expected:
+            if m not in table:
+                bad = True
+                yield failed(pair(obs, m), f"{obs} does not list {m} in its cluster view", **ev)
+            elif not table[m]:
+                bad = True
+                yield failed(pair(obs, m), f"netsplit: {obs} sees {m} as not running "
+                                           f"({obs} sees running: {', '.join(running)})", **ev)
+        for m in sorted(set(table) - set(expected)):
+            bad = True
+            yield failed(pair(obs, m), f"{obs} lists {m}, which is not one of the expected nodes", **ev)
+        if not bad:
+            yield passed(obs, f"{obs} sees all {len(expected)} nodes running", **ev)

@@ -1,0 +1,109 @@
+"""Collects the Erlang-distribution facts once: probes from every source to every target, and views.
+
+Sources: with the ``direct`` transport the validator itself ("validator"); with ``netns``,
+``netns-shell`` and ``kube-exec`` every node (pod-to-pod: every ordered pair of distinct nodes).
+
+Facts:
+  dist.cluster       {"nodes": [...], "sources": [...], "pairs": [[src, dst], ...], "dist_port_range": [lo, hi],
+                      "epmd_port", "cluster_port", "transport", "cookie_given": bool}
+  dist.observations  the transports' observation dicts (see validators.erldist.probe), secrets never included
+  dist.views         {node: {"ok": true, "members": [[name, running], ...]} | {"ok": false, "reason": ...}}
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ..core.model import Facts, NotApplicable
+from ..transports import Transport
+from ..vernemq.parse import ParseError, parse_cluster_show
+from .targets import ClusterSpec, Node
+
+VALIDATOR = "validator"
+DEFAULT_HTTP_PORT = 8888
+
+
+def http_url(node: Node) -> str:
+    return node.http or f"http://{node.host}:{DEFAULT_HTTP_PORT}"
+
+
+def plan(spec: ClusterSpec) -> tuple[list[str], list[tuple[str, str]]]:
+    """(sources, ordered pairs) for this spec's transport."""
+    names = [n.name for n in spec.nodes]
+    if spec.transport == "direct":
+        return [VALIDATOR], [(VALIDATOR, d) for d in names]
+    if len(names) == 1:
+        return names, [(names[0], names[0])]
+    return names, [(s, d) for s in names for d in names if s != d]
+
+
+def build_jobs(spec: ClusterSpec, timeout: float = 3.0, concurrency: int = 16,
+               views: bool = True) -> list[dict[str, Any]]:
+    """One probe job per source (secrets included: jobs go only to the transport, never to output)."""
+    sources, pairs = plan(spec)
+    common = {"epmd_port": spec.epmd_port, "cluster_port": spec.cluster_port, "cookie": spec.cookie,
+              "timeout": timeout, "concurrency": concurrency}
+    by_name = {n.name: n for n in spec.nodes}
+    jobs = []
+    for src in sources:
+        targets = [{"name": d, "host": by_name[d].host} for s, d in pairs if s == src]
+        job = {**common, "source": src, "targets": targets}
+        if src != VALIDATOR:
+            node = by_name[src]
+            job.update(source_host=node.host, netns=node.netns, pod=node.pod, namespace=node.namespace)
+            if views:
+                job["view"] = {"url": http_url(node), "api_key": spec.api_key}
+        jobs.append(job)
+    if spec.transport == "direct" and views:  #: the validator reads every node's view itself
+        for node in spec.nodes:
+            jobs.append({**common, "source": node.name, "targets": [],
+                         "view": {"url": http_url(node), "api_key": spec.api_key}})
+    return jobs
+
+
+def parse_views(observations: list[dict], nodes: list[str]) -> dict[str, dict[str, Any]]:
+    views: dict[str, dict[str, Any]] = {}
+    errors = {o["src"]: o.get("detail", "") for o in observations if o.get("kind") == "transport_error"}
+    for o in observations:
+        if o.get("kind") != "view":
+            continue
+        src = o["src"]
+        if not o.get("ok"):
+            reason = o.get("detail") or o.get("error") or "no answer"
+            if o.get("status") == 401:
+                reason = "HTTP 401: the API key is missing or lacks scope mgmt"
+            views[src] = {"ok": False, "reason": f"GET {o.get('url')}: {reason}"}
+            continue
+        try:
+            members = parse_cluster_show(json.loads(o.get("body", "")))
+        except ValueError as exc:  # JSONDecodeError and ParseError
+            why = str(exc) if isinstance(exc, ParseError) else "the answer is not JSON"
+            views[src] = {"ok": False, "reason": f"GET {o.get('url')}: {why}"}
+            continue
+        views[src] = {"ok": True, "members": [[m.node, m.running] for m in members]}
+    for n in nodes:
+        if n not in views:
+            views[n] = {"ok": False, "reason": errors.get(n) or "the view was not collected"}
+    return views
+
+
+def collect(spec: ClusterSpec, transport: Transport, timeout: float = 3.0, concurrency: int = 16,
+            views: bool = True) -> Facts:
+    sources, pairs = plan(spec)
+    jobs = build_jobs(spec, timeout, concurrency, views)
+    observations = transport.run(jobs)
+    clean = []
+    for o in observations:  # bodies are parsed into views; keep the observation list small and secret-free
+        o = {k: v for k, v in o.items() if k != "body"}
+        clean.append(o)
+    names = [n.name for n in spec.nodes]
+    facts = Facts({
+        "dist.cluster": {"nodes": names, "sources": sources, "pairs": [list(p) for p in pairs],
+                         "dist_port_range": list(spec.dist_port_range), "epmd_port": spec.epmd_port,
+                         "cluster_port": spec.cluster_port, "transport": spec.transport,
+                         "cookie_given": bool(spec.cookie)},
+        "dist.observations": clean,
+        "dist.views": parse_views(observations, names) if views else NotApplicable("cluster views not requested"),
+    })
+    return facts
