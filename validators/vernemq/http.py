@@ -1,7 +1,8 @@
 """A small HTTP client for one VerneMQ node (stdlib only, timeouts on every call).
 
-The API key goes as the basic-auth user (``curl -u KEY:``), as VerneMQ 2.1 expects;
-it is registered with the redactor and never appears in errors.
+The API key goes as the basic-auth user (``curl -u KEY:``), as VerneMQ 2.1 expects, or in the
+``x-api-key`` header (``key_header=True``); it is registered with the redactor and never appears
+in errors. :meth:`NodeHttp.stream` reads large answers (session/show) chunk by chunk.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ import socket
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterator
+from urllib.parse import quote
 
 from ..core import redact
 
@@ -30,6 +32,8 @@ class NodeHttp:
     base_url: str
     api_key: str | None = field(default=None, repr=False)
     timeout: float = 5.0
+    #: send the key as ``x-api-key: KEY`` instead of basic-auth user
+    key_header: bool = False
 
     def __post_init__(self):
         self.base_url = self.base_url.rstrip("/")
@@ -37,7 +41,9 @@ class NodeHttp:
 
     def _request(self, path: str, auth: bool) -> urllib.request.Request:
         req = urllib.request.Request(self.base_url + path, method="GET")
-        if auth and self.api_key:
+        if auth and self.api_key and self.key_header:
+            req.add_header("x-api-key", self.api_key)
+        elif auth and self.api_key:
             token = base64.b64encode(f"{self.api_key}:".encode()).decode()
             req.add_header("Authorization", f"Basic {token}")
         return req
@@ -63,9 +69,63 @@ class NodeHttp:
             raise HttpFailure(f"GET {self.base_url}{path}: {why}", status)
         return status, body
 
+    def get_json_status(self, path: str, auth: bool = False, ok: tuple[int, ...] = (200,)) -> tuple[int, Any]:
+        """(status, decoded JSON) for answers whose status code carries meaning (health: 200 OK / 503 DOWN)."""
+        status, body = self.get(path, auth=auth, ok=ok)
+        try:
+            return status, json.loads(body)
+        except ValueError:
+            raise HttpFailure(f"GET {self.base_url}{path}: the answer is not JSON", status) from None
+
+    def stream(self, path: str, auth: bool = False, chunk: int = 1 << 20) -> Iterator[bytes]:
+        """Yield the body of a 200 answer in chunks (raises HttpFailure before the first chunk otherwise)."""
+        try:
+            resp = urllib.request.urlopen(self._request(path, auth), timeout=self.timeout)
+        except urllib.error.HTTPError as exc:
+            if exc.fp:
+                exc.read()
+            why = ("401 Unauthorized: the API key is missing or has the wrong scope (needs mgmt for /api/v1)"
+                   if exc.code == 401 else f"HTTP {exc.code}")
+            raise HttpFailure(f"GET {self.base_url}{path}: {why}", exc.code) from None
+        except (socket.timeout, TimeoutError):
+            raise HttpFailure(f"GET {self.base_url}{path}: no answer within {self.timeout:g}s") from None
+        except urllib.error.URLError as exc:
+            raise HttpFailure(f"GET {self.base_url}{path}: cannot connect ({exc.reason})") from None
+        except (ConnectionError, OSError) as exc:
+            raise HttpFailure(f"GET {self.base_url}{path}: connection failed ({type(exc).__name__})") from None
+
+        def chunks() -> Iterator[bytes]:
+            with resp:
+                while True:
+                    try:
+                        data = resp.read(chunk)
+                    except (socket.timeout, TimeoutError):
+                        raise HttpFailure(f"GET {self.base_url}{path}: the answer stalled for {self.timeout:g}s") \
+                            from None
+                    except (ConnectionError, OSError) as exc:
+                        raise HttpFailure(f"GET {self.base_url}{path}: connection lost ({type(exc).__name__})") \
+                            from None
+                    if not data:
+                        return
+                    yield data
+
+        return chunks()
+
     def get_json(self, path: str, auth: bool = False, ok: tuple[int, ...] = (200,)) -> Any:
         _status, body = self.get(path, auth=auth, ok=ok)
         try:
             return json.loads(body)
         except ValueError:
             raise HttpFailure(f"GET {self.base_url}{path}: the answer is not JSON") from None
+
+
+def session_show_path(columns: tuple[str, ...] | list[str], limit: int | None = None,
+                      filters: dict[str, str] | None = None) -> str:
+    """``/api/v1/session/show?--client_id&--node...&--limit=N&--client_id=X`` (vmq-admin flags as query keys)."""
+    parts = []
+    for key, value in (filters or {}).items():
+        parts.append(f"--{key}={quote(str(value), safe='')}")
+    parts.extend(f"--{c}" for c in columns if c not in (filters or {}))
+    if limit is not None:
+        parts.append(f"--limit={int(limit)}")
+    return "/api/v1/session/show" + ("?" + "&".join(parts) if parts else "")

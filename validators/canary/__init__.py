@@ -1,0 +1,1 @@
+"""MQTT canaries (paho-mqtt) and the client heartbeat."""

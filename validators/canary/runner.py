@@ -1,0 +1,412 @@
+"""MQTT canaries: a real client (paho-mqtt) through one entry point, start to finish.
+
+One canary:
+  1. connects with a unique client id and ``clean_session=false`` (TCP, TLS, WebSocket ``/mqtt``, WSS),
+  2. subscribes (QoS 1) to its own topic, publishes one QoS 1 message there and waits for it to come
+     back before the deadline,
+  3. lets ``observe("online")`` look at session/show while it is connected,
+  4. disconnects; ``observe("offline")`` (the persistent session must now be offline),
+  5. cleans up: connects once more with ``clean_session=true`` and disconnects, which deletes the
+     session; ``observe("cleaned")``.
+Many canaries run in one thread: a selector drives every paho client's socket (no thread per client),
+so a thousand canaries cost about as much wall time as the slowest of them.
+The runner only records what happened (stage reached, error, timings, views); checks decide.
+"""
+
+from __future__ import annotations
+
+import os
+import selectors
+import socket
+import ssl
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Sequence
+from urllib.parse import urlparse
+
+import paho.mqtt.client as mqtt
+
+from ..core import redact
+from ..core.errors import InputError
+from ..core.model import Unavailable
+from .model import CanaryResult, SessionView
+
+_SCHEMES = {"tcp": ("tcp", False), "mqtt": ("tcp", False), "ssl": ("tcp", True), "mqtts": ("tcp", True),
+            "tls": ("tcp", True), "ws": ("websockets", False), "wss": ("websockets", True)}
+_DEFAULT_PORTS = {("tcp", False): 1883, ("tcp", True): 8883, ("websockets", False): 8080, ("websockets", True): 8443}
+
+Observer = Callable[[str, str], "SessionView | Unavailable"]
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One way into the cluster: a node's listener, the LoadBalancer address, the Ingress URL."""
+
+    name: str
+    url: str
+    host: str
+    port: int
+    transport: str  # tcp | websockets
+    tls: bool
+    path: str = "/mqtt"
+
+
+def parse_entry(spec: str, where: str = "--entry") -> Entry:
+    """``[NAME=]URL`` with URL tcp://, mqtt://, ssl://, mqtts://, tls://, ws://HOST:PORT/mqtt or wss://..."""
+    name, _, url = spec.rpartition("=") if "=" in spec.split("://", 1)[0] else ("", "", spec)
+    u = urlparse(url)
+    if u.scheme not in _SCHEMES or not u.hostname:
+        raise InputError(where, f"{spec!r} is not an MQTT entry point URL.",
+                         "write e.g. tcp://10.0.0.1:1883, ssl://mqtt.example.com:8883 or ws://10.0.0.1:8080/mqtt "
+                         "(optionally NAME=URL).")
+    if u.username or u.password:
+        raise InputError(where, "credentials may not be written into an entry URL.",
+                         "use --canary-user and --canary-password-env.")
+    transport, tls = _SCHEMES[u.scheme]
+    try:
+        port = u.port or _DEFAULT_PORTS[(transport, tls)]
+    except ValueError:
+        raise InputError(where, f"{spec!r} has an invalid port.", "use a port from 1 to 65535.") from None
+    path = u.path or "/mqtt"
+    return Entry(name=name or url, url=url, host=u.hostname, port=port, transport=transport, tls=tls, path=path)
+
+
+@dataclass
+class CanaryOptions:
+    timeout: float = 5.0
+    keepalive: int = 30
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    ca_file: str | None = None
+    insecure: bool = False
+    topic_prefix: str = "vmq-canary"
+    client_prefix: str = "vmq-canary"
+    cleanup: bool = True
+
+    def __post_init__(self):
+        redact.register(self.password)
+
+
+def new_client_id(prefix: str = "vmq-canary") -> str:
+    return f"{prefix}-{os.getpid()}-{uuid.uuid4().hex[:12]}"
+
+
+class _Canary:
+    """One canary's state machine; every paho call happens in the driver's thread."""
+
+    def __init__(self, entry: Entry, opts: CanaryOptions, observe: Observer | None, client_id: str | None = None):
+        self.entry, self.opts, self.observe = entry, opts, observe
+        cid = client_id or new_client_id(opts.client_prefix)
+        self.result = CanaryResult(entry=entry.name, url=entry.url, client_id=cid)
+        self.topic = f"{opts.topic_prefix}/{cid}"
+        self.payload = uuid.uuid4().hex.encode()
+        self.done = False
+        self.phase = "main"  # main -> cleanup
+        self.client: mqtt.Client | None = None
+        self.t0 = 0.0
+        self.t_pub = 0.0
+        self.deadline = 0.0
+        self._puback = False
+        self._got = False
+        self._expect_close = False
+        self.connecting = None
+        self.pool: ThreadPoolExecutor | None = None
+        self.waker: socket.socket | None = None
+
+    # ---------------------------------------------------------------- paho plumbing
+    def _make(self, clean: bool) -> mqtt.Client:
+        e, o = self.entry, self.opts
+        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.result.client_id, clean_session=clean,
+                        protocol=mqtt.MQTTv311, transport=e.transport)
+        if e.transport == "websockets":
+            c.ws_set_options(path=e.path)
+        if e.tls:
+            ctx = ssl.create_default_context(cafile=o.ca_file) if o.ca_file else ssl.create_default_context()
+            if o.insecure:
+                ctx.check_hostname = False
+                ctx.verify_mode = ssl.CERT_NONE
+            c.tls_set_context(ctx)
+        if o.username:
+            c.username_pw_set(o.username, o.password)
+        c.on_connect = self._on_connect
+        c.on_subscribe = self._on_subscribe
+        c.on_publish = self._on_publish
+        c.on_message = self._on_message
+        c.on_disconnect = self._on_disconnect
+        return c
+
+    def _ms(self) -> float:
+        return round((time.perf_counter() - self.t0) * 1000.0, 3)
+
+    def start(self) -> None:
+        self.t0 = time.perf_counter()
+        self.deadline = self.t0 + self.opts.timeout
+        self._connect(clean=False)
+
+    def _connect(self, clean: bool) -> None:
+        """Open the connection in a worker thread: paho's connect blocks (TCP, TLS and WebSocket handshakes)."""
+        self.client = self._make(clean)
+        self.client.connect_timeout = self.opts.timeout
+        self.connecting = self.pool.submit(self._blocking_connect, self.client)
+        self.connecting.add_done_callback(self._wake)
+
+    def _wake(self, _fut) -> None:
+        if self.waker is not None:
+            try:
+                self.waker.send(b"x")
+            except OSError:
+                pass
+
+    def _blocking_connect(self, client: mqtt.Client) -> str | None:
+        e = self.entry
+        try:
+            client.connect(e.host, e.port, keepalive=self.opts.keepalive)
+        except ConnectionRefusedError as exc:
+            return f"connection refused by {e.host}:{e.port} ({exc.strerror})"
+        except (socket.timeout, TimeoutError):
+            return f"no TCP answer from {e.host}:{e.port} within {self.opts.timeout:g}s"
+        except ssl.SSLError as exc:
+            return f"TLS handshake with {e.host}:{e.port} failed ({exc.reason or exc})"
+        except OSError as exc:
+            return f"cannot connect to {e.host}:{e.port} ({exc.strerror or exc})"
+        except Exception as exc:  # noqa: BLE001 - paho raises its own types for the WebSocket handshake
+            return f"cannot connect to {e.url}: {type(exc).__name__}: {exc}"
+        return None
+
+    def poll_connect(self) -> bool:
+        """True once the worker has finished connecting (successfully or not)."""
+        fut = self.connecting
+        if fut is None:
+            return True
+        if not fut.done():
+            return False
+        self.connecting = None
+        error = fut.result()
+        if error:
+            self._fail(error)
+        elif self.phase == "main":
+            self.result.stage = "connect"
+        return True
+
+    def _fail(self, why: str) -> None:
+        if self.result.error is None:
+            self.result.error = why
+        self._finish()
+
+    def _finish(self) -> None:
+        if self.connecting is not None and not self.connecting.done():
+            client = self.client
+            self.connecting.add_done_callback(lambda _f: _close_quietly(client))
+            self.client = None
+        if self.client is not None:
+            try:
+                self._expect_close = True
+                self.client.disconnect()
+                self.client.loop_write()
+            except Exception:  # noqa: BLE001 - best effort on a dead connection
+                pass
+            self._close_socket()
+        self.result.timings_ms.setdefault("total", self._ms())
+        self.done = True
+
+    def _close_socket(self) -> None:
+        sock = self.client.socket() if self.client is not None else None
+        if sock is not None:
+            try:
+                sock.close()
+            except OSError:
+                pass
+
+    def _view(self, moment: str) -> None:
+        if self.observe is None:
+            return
+        try:
+            self.result.views[moment] = self.observe(moment, self.result.client_id)
+        except Exception as exc:  # noqa: BLE001 - an observer failure is a fact, not a crash
+            self.result.views[moment] = Unavailable(f"session/show for {moment}: {type(exc).__name__}: {exc}")
+
+    # ---------------------------------------------------------------- callbacks
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        if reason_code.is_failure:
+            self._fail(f"CONNACK refused the connection: {reason_code}")
+            return
+        if self.phase == "cleanup":
+            self._expect_close = True
+            client.disconnect()
+            return
+        self.result.stage = "connack"
+        self.result.timings_ms["connect"] = self._ms()
+        client.subscribe(self.topic, qos=1)
+
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
+        if any(rc.is_failure for rc in reason_codes):
+            self._fail(f"SUBACK refused {self.topic}: {', '.join(str(rc) for rc in reason_codes)}")
+            return
+        self.result.stage = "subscribe"
+        self.result.timings_ms["subscribe"] = self._ms()
+        self.t_pub = time.perf_counter()
+        client.publish(self.topic, self.payload, qos=1)
+
+    def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
+        self._puback = True
+        self._advance(client)
+
+    def _on_message(self, client, userdata, msg) -> None:
+        if msg.topic == self.topic and msg.payload == self.payload and not self._got:
+            self._got = True
+            self.result.received = True
+            self.result.timings_ms["roundtrip"] = round((time.perf_counter() - self.t_pub) * 1000.0, 3)
+        self._advance(client)
+
+    def _advance(self, client) -> None:
+        if self._puback and self.result.stage == "subscribe":
+            self.result.stage = "publish"
+        if self._puback and self._got and self.result.stage == "publish":
+            self.result.stage = "receive"
+            self._view("online")
+            self._expect_close = True
+            client.disconnect()
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+        if not self._expect_close:
+            self._fail(f"the broker closed the connection after stage '{self.result.stage or 'none'}' "
+                       f"({reason_code})")
+            return
+        if self.done:
+            return
+        if self.phase == "main" and self.result.stage == "receive" and self.result.error is None:
+            self.result.stage = "disconnect"
+            self._view("offline")
+            if not self.opts.cleanup:
+                self.result.timings_ms["total"] = self._ms()
+                self.done = True
+                return
+            self.phase = "cleanup"
+            self._expect_close = False
+            self.deadline = time.perf_counter() + self.opts.timeout
+            self._connect(clean=True)
+        elif self.phase == "cleanup" and self.result.error is None:
+            self.result.stage = "cleanup"
+            self._view("cleaned")
+            self.result.timings_ms["total"] = self._ms()
+            self.done = True
+
+    def on_deadline(self) -> None:
+        stage = self.result.stage
+        nxt = {"": "connect", "connect": "CONNACK", "connack": "SUBACK", "subscribe": "PUBACK and the message",
+               "publish": "its own message back (published QoS 1, PUBACK received, never delivered)",
+               "receive": "the DISCONNECT to complete", "disconnect": "the cleanup connection"}[stage]
+        self._fail(f"no {nxt} within {self.opts.timeout:g}s")
+
+
+def _close_quietly(client: mqtt.Client | None) -> None:
+    sock = client.socket() if client is not None else None
+    if sock is not None:
+        try:
+            sock.close()
+        except OSError:
+            pass
+
+
+def _register(sel: selectors.BaseSelector, registered: dict, c: "_Canary", sock) -> None:
+    """Keep the selector registration of ``c`` on its current socket (by fd: closed fds get reused)."""
+    cur = registered.get(c)
+    if cur is not None and cur[0] is sock:
+        return
+    if cur is not None:
+        key = sel.get_map().get(cur[1])
+        if key is not None and key.data is c:
+            sel.unregister(cur[1])
+        del registered[c]
+    if sock is None:
+        return
+    try:
+        fd = sock.fileno()
+    except (OSError, ValueError):
+        return
+    if fd < 0:
+        return
+    stale = sel.get_map().get(fd)
+    if stale is not None:
+        sel.unregister(fd)
+        registered.pop(stale.data, None)
+    sel.register(fd, selectors.EVENT_READ, c)
+    registered[c] = (sock, fd)
+
+
+def _drive(canaries: Sequence[_Canary], wake: socket.socket, poll: float = 0.05) -> None:
+    """Run started canaries until every one is done, in this thread (``wake`` turns readable when a
+    connect worker finishes)."""
+    sel = selectors.DefaultSelector()
+    registered: dict[_Canary, tuple[object, int]] = {}
+    sel.register(wake, selectors.EVENT_READ, None)
+    try:
+        while True:
+            live = [c for c in canaries if not c.done]
+            if not live:
+                return
+            for c in live:
+                if not c.poll_connect() or c.done:
+                    continue
+                sock = c.client.socket() if c.client is not None else None
+                _register(sel, registered, c, sock)
+                if c.client is not None and sock is not None and c.client.want_write():
+                    c.client.loop_write()
+            # a callback during the writes may have opened a new connection (cleanup) or queued packets
+            busy = any(c.done or (c.connecting is None and c.client is not None and
+                                  (registered.get(c, (None,))[0] is not c.client.socket() or c.client.want_write())) for c in live)
+            for key, _mask in sel.select(timeout=0 if busy else poll):
+                c = key.data
+                if c is None:
+                    try:
+                        wake.recv(4096)
+                    except (BlockingIOError, InterruptedError):
+                        pass
+                    continue
+                if c.done or c.client is None:
+                    continue
+                c.client.loop_read()
+                sock = c.client.socket()
+                while sock is not None and hasattr(sock, "pending") and sock.pending() and not c.done:
+                    c.client.loop_read()
+            now = time.perf_counter()
+            for c in live:
+                if c.done:
+                    continue
+                if c.connecting is None and c.client is not None and c.client.socket() is not None:
+                    c.client.loop_misc()
+                if not c.done and now > c.deadline:
+                    c.on_deadline()
+            for c in [c for c in registered if c.done]:
+                _register(sel, registered, c, None)
+    finally:
+        sel.close()
+
+
+def run_canaries(entries: Iterable[Entry], opts: CanaryOptions | None = None, observe: Observer | None = None,
+                 concurrency: int = 256) -> list[CanaryResult]:
+    """Run one canary per entry, up to ``concurrency`` at a time; results in the entries' order."""
+    opts = opts or CanaryOptions()
+    canaries = [_Canary(e, opts, observe) for e in entries]
+    step = max(1, concurrency)
+    rsock, wsock = socket.socketpair()
+    rsock.setblocking(False)
+    wsock.setblocking(False)
+    try:
+        with ThreadPoolExecutor(max_workers=min(step, 64), thread_name_prefix="canary-connect") as pool:
+            for i in range(0, len(canaries), step):
+                batch = canaries[i:i + step]
+                for c in batch:
+                    c.pool, c.waker = pool, wsock
+                    c.start()
+                _drive(batch, rsock)
+    finally:
+        rsock.close()
+        wsock.close()
+    return [c.result for c in canaries]
+
+
+def run_canary(entry: Entry, opts: CanaryOptions | None = None, observe: Observer | None = None) -> CanaryResult:
+    return run_canaries([entry], opts, observe, concurrency=1)[0]

@@ -1,0 +1,328 @@
+"""Facts for `vmq-validate clients`: what every VerneMQ node says about its clients.
+
+Two sources give the same fact shapes, so the replay tests exercise the checks exactly as a
+live run does:
+
+* :func:`collect_live` asks every node of a :class:`~validators.collect.targets.ClusterSpec`
+  (targets file, or the pods of a live cluster) for ``/status.json``, ``/metrics``, ``/health``,
+  ``/health/listeners_full_cluster``, ``/api/v1/listener/show``, ``/api/v1/cluster/show`` and,
+  once per round from the first node that answers, the cluster-wide ``/api/v1/session/show``
+  (streamed, with the ``--node`` column so sessions can be attributed to nodes).
+  It does this ``samples`` times, ``sample_interval`` seconds apart, so counters can be compared.
+* :func:`load_replay` reads captured answers (``tests/fixtures/vernemq/2.1.2/<phase>/``), one
+  sample per phase directory, in the order given.
+
+Facts (all keys start with ``clients.``):
+  ``clients.samples``    list[Sample], oldest first
+  ``clients.expected``   node names the operator told us about (targets file / pods); may be empty
+  ``clients.canaries``   list[CanaryRun] or NotApplicable
+  ``clients.heartbeat``  HeartbeatRun or NotApplicable
+  ``clients.service``    ServiceFacts (the MQTT Service in front of the pods) or NotApplicable
+A collector never decides: an answer that cannot be read becomes an Unavailable with the reason.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping
+
+from ..core.model import Facts, NotApplicable, Unavailable
+from ..vernemq.http import HttpFailure, NodeHttp, session_show_path
+from ..vernemq.parse import (Health, ListenerConns, Member, Metrics, NodeStatus, ParseError, SESSION_COLUMNS,
+                             parse_cluster_show, parse_health, parse_listener_show, parse_metrics,
+                             parse_status_json)
+from ..vernemq.sessions import SessionSummary, reconcile_stream
+from .targets import ClusterSpec
+
+#: the counters and gauges the checks read, by their name without the ``vernemq_`` prefix
+COUNTERS = ("socket_open", "socket_close", "socket_close_timeout", "socket_error", "mqtt_connect_received",
+            "mqtt_connack_sent", "client_expired", "client_keepalive_expired", "netsplit_detected",
+            "netsplit_resolved", "queue_setup", "queue_teardown")
+GAUGES = ("active_mqtt_connections", "active_mqttws_connections", "total_active_connections", "queue_processes")
+DEFAULT_SESSION_LIMIT = 1_000_000
+
+
+@dataclass
+class NodeObservation:
+    """Everything one node answered in one sample. Each field may be an Unavailable."""
+
+    name: str
+    url: str | None = None
+    status: Mapping[str, NodeStatus] | Unavailable = Unavailable("not asked")
+    counters: Mapping[str, float | None] | Unavailable = Unavailable("not asked")
+    health: Health | Unavailable = Unavailable("not asked")
+    health_full: Health | Unavailable = Unavailable("not asked")
+    listeners: list[ListenerConns] | Unavailable = Unavailable("not asked")
+    cluster: list[Member] | Unavailable = Unavailable("not asked")
+
+    @property
+    def reachable(self) -> bool:
+        return not isinstance(self.status, Unavailable)
+
+    def own_status(self) -> NodeStatus | None:
+        if isinstance(self.status, Unavailable):
+            return None
+        return self.status.get(self.name)
+
+
+@dataclass
+class Sample:
+    label: str
+    nodes: dict[str, NodeObservation] = field(default_factory=dict)
+    sessions: SessionSummary | Unavailable = Unavailable("not asked")
+    sessions_from: str | None = None
+    taken_at: float | None = None
+
+    def status_entry(self, node: str) -> NodeStatus | None:
+        """``node``'s status.json entry: from its own answer first, else from any other node's answer."""
+        obs = self.nodes.get(node)
+        if obs is not None and obs.own_status() is not None:
+            return obs.own_status()
+        for other in self.nodes.values():
+            if not isinstance(other.status, Unavailable) and node in other.status:
+                return other.status[node]
+        return None
+
+    def known_nodes(self) -> list[str]:
+        """Every node name this sample mentions: answering nodes, status.json keys, mystatus, cluster/show."""
+        names: dict[str, None] = {}
+        for obs in self.nodes.values():
+            names[obs.name] = None
+            if not isinstance(obs.status, Unavailable):
+                for st in obs.status.values():
+                    names[st.node] = None
+                    for peer in st.mystatus:
+                        names[peer] = None
+            if not isinstance(obs.cluster, Unavailable):
+                for m in obs.cluster:
+                    names[m.node] = None
+        return list(names)
+
+
+@dataclass(frozen=True)
+class ServiceFacts:
+    """The Service in front of the MQTT port, when the source knows it (live cluster)."""
+
+    name: str
+    type: str
+    external_traffic_policy: str | None = None
+    health_check_node_port: int | None = None
+    probe_annotations: Mapping[str, str] = field(default_factory=dict)
+
+
+def counters_from_metrics(metrics: Metrics) -> dict[str, float | None]:
+    """The totals the checks read (summed over label sets, e.g. every connack return code)."""
+    out: dict[str, float | None] = {}
+    for name in COUNTERS + GAUGES:
+        out[name] = metrics.total("vernemq_" + name)
+    return out
+
+
+# --------------------------------------------------------------------------- live
+
+def _try(fn: Callable[[], Any], what: str) -> Any:
+    try:
+        return fn()
+    except HttpFailure as exc:
+        return Unavailable(exc.reason)
+    except ParseError as exc:
+        return Unavailable(f"{what}: the answer is malformed ({exc}); is this a VerneMQ 2.1 node?")
+
+
+def observe_node(name: str, http: NodeHttp, with_api: bool) -> NodeObservation:
+    obs = NodeObservation(name=name, url=http.base_url)
+    obs.status = _try(lambda: parse_status_json(http.get_json("/status.json")), "/status.json")
+    obs.counters = _try(lambda: counters_from_metrics(parse_metrics(http.get("/metrics")[1])), "/metrics")
+
+    def health(path: str) -> Health:
+        code, doc = http.get_json_status(path, ok=(200, 503))
+        return parse_health(doc, code, what=path)
+
+    obs.health = _try(lambda: health("/health"), "/health")
+    obs.health_full = _try(lambda: health("/health/listeners_full_cluster"), "/health/listeners_full_cluster")
+    if with_api:
+        obs.listeners = _try(lambda: parse_listener_show(http.get_json("/api/v1/listener/show", auth=True)),
+                             "/api/v1/listener/show")
+        obs.cluster = _try(lambda: parse_cluster_show(http.get_json("/api/v1/cluster/show", auth=True)),
+                           "/api/v1/cluster/show")
+    else:
+        why = Unavailable("no API key given (api_key_env / api_key_file in the targets file)")
+        obs.listeners, obs.cluster = why, why
+    return obs
+
+
+def fetch_sessions(http: NodeHttp, limit: int) -> SessionSummary:
+    path = session_show_path(SESSION_COLUMNS, limit=limit)
+    return reconcile_stream(http.stream(path, auth=True), limit=limit)
+
+
+def sample_cluster(clients: Mapping[str, NodeHttp], label: str, with_api: bool,
+                   session_limit: int = DEFAULT_SESSION_LIMIT, clock: Callable[[], float] = time.time) -> Sample:
+    sample = Sample(label=label, taken_at=clock())
+    with ThreadPoolExecutor(max_workers=max(1, min(16, len(clients)))) as pool:
+        futures = {name: pool.submit(observe_node, name, http, with_api) for name, http in clients.items()}
+        for name, fut in futures.items():
+            sample.nodes[name] = fut.result()
+    if not with_api:
+        sample.sessions = Unavailable("no API key given: session/show needs a key with scope mgmt "
+                                      "(api_key_env / api_key_file in the targets file)")
+        return sample
+    reasons = []
+    for name, http in clients.items():
+        if not sample.nodes[name].reachable:
+            continue
+        result = _try(lambda: fetch_sessions(http, session_limit), "/api/v1/session/show")
+        if isinstance(result, Unavailable):
+            reasons.append(result.reason)
+            continue
+        sample.sessions, sample.sessions_from = result, name
+        break
+    else:
+        sample.sessions = Unavailable("; ".join(reasons) or "no node answered /status.json, so none was asked "
+                                                            "for session/show")
+    return sample
+
+
+def node_clients(spec: ClusterSpec, timeout: float = 5.0) -> dict[str, NodeHttp]:
+    out = {}
+    for n in spec.nodes:
+        url = n.http or f"http://{n.host}:8888"
+        out[n.name] = NodeHttp(url, api_key=spec.api_key, timeout=timeout)
+    return out
+
+
+def collect_live(spec: ClusterSpec, samples: int = 2, sample_interval: float = 5.0,
+                 session_limit: int = DEFAULT_SESSION_LIMIT, timeout: float = 5.0,
+                 between: Callable[[int], None] | None = None,
+                 sleep: Callable[[float], None] = time.sleep) -> Facts:
+    """Sample the cluster ``samples`` times. ``between(i)`` runs after sample i (the canaries use it)."""
+    clients = node_clients(spec, timeout)
+    with_api = bool(spec.api_key)
+    taken: list[Sample] = []
+    for i in range(samples):
+        if i:
+            sleep(sample_interval)
+        taken.append(sample_cluster(clients, f"sample {i + 1}", with_api, session_limit))
+        if between is not None and i < samples - 1:
+            between(i)
+    facts = Facts({"clients.samples": taken, "clients.expected": [n.name for n in spec.nodes],
+                   "clients.service": NotApplicable("the targets file names no Service")})
+    return facts
+
+
+# --------------------------------------------------------------------------- replay
+
+_LOG_LINE = re.compile(r"^(?P<file>node\d+_[\w.-]+?)\s+<-\s+GET\s+(?P<url>\S+).*?->\s+HTTP\s+(?P<code>\d{3})")
+_PREFIX = re.compile(r"^(node\d+)_")
+
+
+def _read_log(phase: Path) -> dict[str, tuple[str, int]]:
+    """file name -> (url, http code) from a capture log."""
+    log = phase / "_capture_log.txt"
+    out: dict[str, tuple[str, int]] = {}
+    if log.is_file():
+        for line in log.read_text().splitlines():
+            m = _LOG_LINE.match(line.strip())
+            if m:
+                out[m.group("file")] = (m.group("url"), int(m.group("code")))
+    return out
+
+
+def _load(phase: Path, fname: str, log: Mapping[str, tuple[str, int]], parse: Callable[[bytes, int | None], Any],
+          what: str) -> Any:
+    path = phase / fname
+    if not path.is_file():
+        if fname in log:
+            url, code = log[fname]
+            if code == 0:
+                return Unavailable(f"GET {url}: cannot connect (HTTP 000 in the capture)")
+            return Unavailable(f"GET {url}: HTTP {code} in the capture, no body kept")
+        return Unavailable(f"{what}: not captured in {phase.name}")
+    code = log.get(fname, (None, None))[1]
+    try:
+        return parse(path.read_bytes(), code)
+    except ParseError as exc:
+        return Unavailable(f"{what} ({path.name}): malformed ({exc})")
+    except ValueError as exc:
+        return Unavailable(f"{what} ({path.name}): not JSON ({exc})")
+
+
+def _json(data: bytes) -> Any:
+    import json
+
+    return json.loads(data)
+
+
+def load_phase(phase: Path) -> Sample:
+    """One captured phase directory -> one Sample (same shapes as a live sample)."""
+    if not phase.is_dir():
+        raise FileNotFoundError(phase)
+    log = _read_log(phase)
+    prefixes = sorted({m.group(1) for f in [p.name for p in phase.iterdir()] + list(log)
+                       if (m := _PREFIX.match(f))})
+    sample = Sample(label=phase.name)
+    hosts: dict[str, str | None] = {}
+    for pre in prefixes:
+        url = log.get(f"{pre}_status.json", (None, 0))[0]
+        hosts[pre] = re.sub(r"^\w+://([^/:]+).*$", r"\1", url) if url else None
+        obs = NodeObservation(name=pre, url=url.rsplit("/", 1)[0] if url else None)
+        obs.status = _load(phase, f"{pre}_status.json", log, lambda b, c: parse_status_json(_json(b)), "/status.json")
+        obs.counters = _load(phase, f"{pre}_metrics.prom", log,
+                             lambda b, c: counters_from_metrics(parse_metrics(b)), "/metrics")
+        obs.health = _load(phase, f"{pre}_health.json", log, lambda b, c: parse_health(_json(b), c), "/health")
+        obs.health_full = _load(phase, f"{pre}_health_listeners_full_cluster.json", log,
+                                lambda b, c: parse_health(_json(b), c, "/health/listeners_full_cluster"),
+                                "/health/listeners_full_cluster")
+        obs.listeners = _load(phase, f"{pre}_api_v1_listener_show.json", log,
+                              lambda b, c: parse_listener_show(_json(b)), "/api/v1/listener/show")
+        obs.cluster = _load(phase, f"{pre}_api_v1_cluster_show.json", log,
+                            lambda b, c: parse_cluster_show(_json(b)), "/api/v1/cluster/show")
+        sample.nodes[pre] = obs
+    # name every node as VerneMQ does: the node label of its metrics, else the first key of its status.json
+    all_names = set()
+    for obs in sample.nodes.values():
+        if not isinstance(obs.status, Unavailable):
+            all_names.update(obs.status)
+            for st in obs.status.values():
+                all_names.update(st.mystatus)
+        if not isinstance(obs.cluster, Unavailable):
+            all_names.update(m.node for m in obs.cluster)
+    renamed: dict[str, NodeObservation] = {}
+    name_of: dict[str, str] = {}
+    for pre, obs in sample.nodes.items():
+        name = None
+        if not isinstance(obs.status, Unavailable):
+            name = next(iter(obs.status))
+        if name is None and hosts.get(pre):
+            name = next((n for n in sorted(all_names) if n.split("@", 1)[1] == hosts[pre]), None)
+        obs.name = name or f"{pre}@{hosts.get(pre) or 'unknown'}"
+        renamed[obs.name] = obs
+        name_of[pre] = obs.name
+    sample.nodes = renamed
+    # sessions: the column selection with --node (per-node attribution) from the first node that has it,
+    # else the default columns (no node column)
+    candidates = [f"{pre}_api_v1_session_show_fields.json" for pre in prefixes] + \
+                 [f"{pre}_api_v1_session_show.json" for pre in prefixes]
+    for fname in candidates:
+        if (phase / fname).is_file():
+            try:
+                sample.sessions = reconcile_stream([(phase / fname).read_bytes()], limit=None)
+            except ParseError as exc:
+                sample.sessions = Unavailable(f"{fname}: malformed ({exc})")
+            sample.sessions_from = name_of[_PREFIX.match(fname).group(1)]
+            break
+    else:
+        sample.sessions = Unavailable(f"session/show: not captured in {phase.name}")
+    return sample
+
+
+def load_replay(phases: Iterable[str | Path]) -> Facts:
+    samples = [load_phase(Path(p)) for p in phases]
+    return Facts({"clients.samples": samples, "clients.expected": [],
+                  "clients.canaries": NotApplicable("replay of captured answers: no canary was run"),
+                  "clients.heartbeat": NotApplicable("replay of captured answers: no heartbeat was run"),
+                  "clients.service": NotApplicable("replay of captured answers: no Service facts")})
