@@ -92,28 +92,35 @@ def read_documents(paths: Iterable[str], stdin: TextIO | None = None) -> list[tu
                 text = Path(f).read_text()
             except (OSError, UnicodeDecodeError) as exc:
                 raise InputError("-f", f"cannot read {f}: {exc}.", "pass a readable text file.") from None
-        try:
-            loaded = list(yaml.safe_load_all(text))
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-            doc_idx = text[: _offset(text, mark)].count("\n---") if mark else "?"
-            raise InputError(f"{name} document {doc_idx}", f"is not valid YAML{at}: "
-                             f"{getattr(exc, 'problem', None) or exc}.",
-                             "fix the YAML (run `helm template` again, or check indentation).") from None
-        for i, doc in enumerate(loaded):
-            if doc is None:
-                continue
-            if not isinstance(doc, Mapping):
-                raise InputError(f"{name} document {i}", f"is a {type(doc).__name__}, not a Kubernetes object.",
-                                 "every document must be a mapping with apiVersion, kind and metadata.")
-            if str(doc.get("kind", "")).endswith("List") and isinstance(doc.get("items"), list):
-                for item in doc["items"]:
-                    if not isinstance(item, Mapping):
-                        raise InputError(f"{name} document {i}: items", "holds a non-object.", "list objects only.")
-                    docs.append((name, i, dict(item)))
-            else:
-                docs.append((name, i, dict(doc)))
+        docs.extend(read_documents_text(text, name))
+    return docs
+
+
+def read_documents_text(text: str, name: str) -> list[tuple[str, int, dict]]:
+    """The objects of one multi-document YAML text (see :func:`read_documents`)."""
+    docs: list[tuple[str, int, dict]] = []
+    try:
+        loaded = list(yaml.safe_load_all(text))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        doc_idx = text[: _offset(text, mark)].count("\n---") if mark else "?"
+        raise InputError(f"{name} document {doc_idx}", f"is not valid YAML{at}: "
+                         f"{getattr(exc, 'problem', None) or exc}.",
+                         "fix the YAML (run `helm template` again, or check indentation).") from None
+    for i, doc in enumerate(loaded):
+        if doc is None:
+            continue
+        if not isinstance(doc, Mapping):
+            raise InputError(f"{name} document {i}", f"is a {type(doc).__name__}, not a Kubernetes object.",
+                             "every document must be a mapping with apiVersion, kind and metadata.")
+        if str(doc.get("kind", "")).endswith("List") and isinstance(doc.get("items"), list):
+            for item in doc["items"]:
+                if not isinstance(item, Mapping):
+                    raise InputError(f"{name} document {i}: items", "holds a non-object.", "list objects only.")
+                docs.append((name, i, dict(item)))
+        else:
+            docs.append((name, i, dict(doc)))
     return docs
 
 

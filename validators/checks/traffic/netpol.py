@@ -52,7 +52,7 @@ def endpoint_spec(text: str, nsl: Mapping[str, Mapping[str, str]], where: str) -
         pass
     if _is_net(text):
         net = ipaddress.ip_network(text, strict=False)
-        return Endpoint(kind="ip", ip=next(net.hosts(), net.network_address))
+        return Endpoint(kind="ip", ip=next(iter(net.hosts()), net.network_address))
     if "/" not in text:
         raise InputError(where, f"{text!r} is neither an IP/CIDR nor NAMESPACE/labels.",
                          "write 203.0.113.10, 10.0.0.0/8 or clients/app=sensor.")
@@ -252,7 +252,7 @@ def _api_candidates(facts: Mapping[str, Any], ev_: Evaluator, vmq: list[Endpoint
         for rule in pol.egress:
             for peer in rule.peers or ():
                 if peer.ip_block:
-                    ips.add(str(next(peer.ip_block.cidr.hosts(), peer.ip_block.cidr.network_address)))
+                    ips.add(str(next(iter(peer.ip_block.cidr.hosts()), peer.ip_block.cidr.network_address)))
     return ([(Endpoint.external(ip), port) for ip in sorted(ips) for port in (443, 6443)],
             "offline approximation: any address on 443/6443 (set option api_server: [IP:PORT] to be exact)")
 
