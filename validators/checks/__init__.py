@@ -18,6 +18,7 @@ CHECK_MODULES: list[str] = [
     "validators.checks.traffic.netpol",
     "validators.checks.preflight",
     "validators.checks.distribution",
+    "validators.checks.clients",
 ]
 
 _loaded = False

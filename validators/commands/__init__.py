@@ -13,6 +13,7 @@ COMMAND_MODULES: list[str] = [
     "validators.commands.plan",
     "validators.commands.preflight",
     "validators.commands.distribution",
+    "validators.commands.clients",
 ]
 
 

@@ -1,0 +1,42 @@
+"""The client heartbeat: the canary repeated every ``interval`` seconds for ``duration`` seconds."""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Callable, Sequence
+
+from ..core.errors import InputError
+from .model import HeartbeatRun
+from .runner import CanaryOptions, Entry, run_canaries
+
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)?$")
+_UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+
+def parse_duration(text: str, where: str) -> float:
+    """``90``, ``90s``, ``5m``, ``1h``, ``500ms`` -> seconds."""
+    m = _DURATION.match(str(text).strip())
+    if not m:
+        raise InputError(where, f"{text!r} is not a duration.", "write e.g. 90, 90s, 5m or 1h.")
+    return float(m.group(1)) * _UNIT[m.group(2)]
+
+
+def run_heartbeat(entries: Sequence[Entry], duration: float, interval: float, opts: CanaryOptions | None = None,
+                  clock: Callable[[], float] = time.monotonic,
+                  sleep: Callable[[float], None] = time.sleep) -> list[HeartbeatRun]:
+    """One canary per entry every ``interval`` seconds (all entries at once) until ``duration`` has passed."""
+    runs = [HeartbeatRun(entry=e.name, url=e.url, interval_s=interval, duration_s=duration) for e in entries]
+    start = clock()
+    tick = 0
+    while True:
+        due = start + tick * interval
+        now = clock()
+        if due - start >= duration and tick:
+            break
+        if due > now:
+            sleep(due - now)
+        for run, result in zip(runs, run_canaries(entries, opts)):
+            run.results.append(result)
+        tick += 1
+    return runs
