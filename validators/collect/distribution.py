@@ -51,7 +51,8 @@ def build_jobs(spec: ClusterSpec, timeout: float = 3.0, concurrency: int = 16,
         job = {**common, "source": src, "targets": targets}
         if src != VALIDATOR:
             node = by_name[src]
-            job.update(source_host=node.host, netns=node.netns, pod=node.pod, namespace=node.namespace)
+            job.update(source_host=node.host, netns=node.netns, pod=node.pod, namespace=node.namespace,
+                       container=node.container)
             if views:
                 job["view"] = {"url": http_url(node), "api_key": spec.api_key}
         jobs.append(job)

@@ -45,7 +45,7 @@ TRANSPORTS = ("direct", "netns", "netns-shell", "kube-exec")
 _NODE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*@[A-Za-z0-9_.:-]+$")
 _CLUSTER_KEYS = {"epmd_port", "dist_port_range", "cluster_port", "cookie_env", "cookie_file",
                  "api_key_env", "api_key_file", "transport", "namespace"}
-_NODE_KEYS = {"name", "host", "http", "mqtt", "mqtts", "ws", "wss", "netns", "pod", "namespace"}
+_NODE_KEYS = {"name", "host", "http", "mqtt", "mqtts", "ws", "wss", "netns", "pod", "namespace", "container"}
 
 
 @dataclass(frozen=True)
@@ -60,6 +60,7 @@ class Node:
     netns: str | None = None
     pod: str | None = None
     namespace: str | None = None
+    container: str | None = None
 
     @property
     def short(self) -> str:
@@ -201,7 +202,7 @@ def parse_targets(raw: Any, source: str = "<targets>", env: Mapping[str, str] | 
                              ("ws", ("ws",)), ("wss", ("wss",))):
             if n.get(key) is not None:
                 kw[key] = _url(f"{where}.{key}", n[key], schemes)
-        for key in ("netns", "pod", "namespace"):
+        for key in ("netns", "pod", "namespace", "container"):
             if n.get(key) is not None:
                 if not isinstance(n[key], str) or not n[key]:
                     raise InputError(f"{where}.{key}", f"{n[key]!r} must be a non-empty string.", "or leave it out.")
