@@ -79,10 +79,10 @@ def _files(paths: Iterable[str]) -> list[Path | str]:
     return out
 
 
-def read_documents(paths: Iterable[str], stdin: TextIO | None = None) -> list[tuple[str, int, dict]]:
-    """Every object of every document as (source, document index, object). ``List`` kinds are
-    flattened (their items keep the document index)."""
-    docs: list[tuple[str, int, dict]] = []
+def read_documents(paths: Iterable[str], stdin: TextIO | None = None) -> list[tuple[str, str, dict]]:
+    """Every object of every document as (source, "document N (line L)", object); documents are
+    numbered from 1. ``List`` kinds are flattened (``... items[j]``)."""
+    docs: list[tuple[str, str, dict]] = []
     for f in _files(paths):
         if f == "-":
             name, text = "<stdin>", (stdin or sys.stdin).read()
@@ -96,37 +96,38 @@ def read_documents(paths: Iterable[str], stdin: TextIO | None = None) -> list[tu
     return docs
 
 
-def read_documents_text(text: str, name: str) -> list[tuple[str, int, dict]]:
+def read_documents_text(text: str, name: str) -> list[tuple[str, str, dict]]:
     """The objects of one multi-document YAML text (see :func:`read_documents`)."""
-    docs: list[tuple[str, int, dict]] = []
+    docs: list[tuple[str, str, dict]] = []
+    loaded: list[tuple[int, Any]] = []
+    loader = yaml.SafeLoader(text)
     try:
-        loaded = list(yaml.safe_load_all(text))
+        while loader.check_data():
+            line = loader.peek_event().start_mark.line + 1
+            loaded.append((line, loader.get_data()))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        doc_idx = text[: _offset(text, mark)].count("\n---") if mark else "?"
-        raise InputError(f"{name} document {doc_idx}", f"is not valid YAML{at}: "
+        raise InputError(f"{name} document {len(loaded) + 1}", f"is not valid YAML{at}: "
                          f"{getattr(exc, 'problem', None) or exc}.",
                          "fix the YAML (run `helm template` again, or check indentation).") from None
-    for i, doc in enumerate(loaded):
+    finally:
+        loader.dispose()
+    for i, (line, doc) in enumerate(loaded, start=1):
+        label = f"document {i} (line {line})"
         if doc is None:
             continue
         if not isinstance(doc, Mapping):
-            raise InputError(f"{name} document {i}", f"is a {type(doc).__name__}, not a Kubernetes object.",
+            raise InputError(f"{name} {label}", f"is a {type(doc).__name__}, not a Kubernetes object.",
                              "every document must be a mapping with apiVersion, kind and metadata.")
         if str(doc.get("kind", "")).endswith("List") and isinstance(doc.get("items"), list):
-            for item in doc["items"]:
+            for j, item in enumerate(doc["items"]):
                 if not isinstance(item, Mapping):
-                    raise InputError(f"{name} document {i}: items", "holds a non-object.", "list objects only.")
-                docs.append((name, i, dict(item)))
+                    raise InputError(f"{name} {label}: items[{j}]", "is not an object.", "list objects only.")
+                docs.append((name, f"{label} items[{j}]", dict(item)))
         else:
-            docs.append((name, i, dict(doc)))
+            docs.append((name, label, dict(doc)))
     return docs
-
-
-def _offset(text: str, mark: Any) -> int:
-    lines = text.split("\n")
-    return sum(len(line) + 1 for line in lines[: mark.line])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -249,13 +250,13 @@ def validate_object(obj: Mapping[str, Any], where: str) -> None:
         _validate_pod_spec(v, spec, "spec")
 
 
-def normalize(objs: Iterable[tuple[str, int, dict]], namespace: str) -> list[dict]:
+def normalize(objs: Iterable[tuple[str, str, dict]], namespace: str) -> list[dict]:
     """Check the identity fields, default the namespace (as `helm template -n` leaves it out),
     validate the fields the checks read. Returns the objects with ``metadata.namespace`` set."""
     out = []
     seen: dict[tuple, str] = {}
-    for src, i, obj in objs:
-        where = f"{src} document {i}"
+    for src, label, obj in objs:
+        where = f"{src} {label}"
         for key in ("apiVersion", "kind"):
             if not isinstance(obj.get(key), str) or not obj.get(key):
                 raise InputError(f"{where}: {key}", "is missing.", f"every Kubernetes object needs {key}.")
