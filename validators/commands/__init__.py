@@ -11,6 +11,7 @@ import importlib
 COMMAND_MODULES: list[str] = [
     "validators.commands.catalog",
     "validators.commands.plan",
+    "validators.commands.reachability",
     "validators.commands.preflight",
     "validators.commands.distribution",
     "validators.commands.clients",
