@@ -1,0 +1,156 @@
+"""DIST checks on hand-built facts: the shapes the lab cannot easily produce, and the wiring around them."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from validators.collect import distribution as coll
+from validators.collect.targets import parse_targets
+from validators.core.errors import InputError
+from validators.core.model import Facts
+from validators.core.registry import catalog
+from validators.core.runner import run_checks
+from validators.transports import netns as netns_mod
+
+A, B = "VerneMQ@10.0.0.1", "VerneMQ@10.0.0.2"
+
+
+def spec(transport="netns", n=2, **cluster):
+    raw = {"cluster": {"transport": transport, **cluster},
+           "nodes": [{"name": f"VerneMQ@10.0.0.{i + 1}", "host": f"10.0.0.{i + 1}", "netns": f"ns{i}"}
+                     for i in range(n)]}
+    return parse_targets(raw, env={"C": "unit-cookie-1234", "K": "unit-key-5678"}, need_cookie=False)
+
+
+def facts(observations, views=None, cookie=True, pairs=((A, B), (B, A)), nodes=(A, B)):
+    return Facts({"dist.cluster": {"nodes": list(nodes), "sources": list(nodes), "pairs": [list(p) for p in pairs],
+                                   "dist_port_range": [9100, 9109], "epmd_port": 4369, "cluster_port": 44053,
+                                   "transport": "netns", "cookie_given": cookie},
+                  "dist.observations": observations,
+                  "dist.views": views if views is not None else {
+                      A: {"ok": True, "members": [[A, True], [B, True]]},
+                      B: {"ok": True, "members": [[A, True], [B, True]]}}})
+
+
+def run(f):
+    specs = [c for c in catalog().values() if c.category == "distribution"]
+    return {(r.check, r.status.value, r.subject): r for r in run_checks("distribution", specs, f).results}
+
+
+def good(src, dst, port=9100, **hs):
+    return [
+        {"src": src, "dst": dst, "kind": "tcp", "port_name": "cluster", "port": 44053, "ok": True},
+        {"src": src, "dst": dst, "kind": "epmd_names", "ok": True, "names": [["VerneMQ", port]]},
+        {"src": src, "dst": dst, "kind": "port_please", "ok": True, "found": True, "port": port, "highest": 6,
+         "lowest": 5},
+        {"src": src, "dst": dst, "kind": "handshake", "port": port, "ok": True, "outcome": "ok",
+         "peer_name": dst, **hs}]
+
+
+def findings(res):
+    return {k for k, r in res.items() if r.is_finding()}
+
+
+def test_catalog_has_seven_documented_checks():
+    ids = sorted(c.id for c in catalog().values() if c.category == "distribution")
+    assert ids == [f"DIST-00{i}" for i in range(1, 8)]
+    for cid in ids:
+        c = catalog()[cid]
+        assert c.doc and c.remedy and c.title
+
+
+def test_all_good_passes():
+    res = run(facts(good(A, B) + good(B, A)))
+    assert findings(res) == set() and len(res) == 2 * 4 + 2 * 3
+
+
+def test_a_source_whose_probes_failed_is_unknown_for_its_pairs_only():
+    obs = good(B, A) + [{"src": A, "kind": "transport_error", "ok": False, "detail": "exec refused"}]
+    res = findings(run(facts(obs)))
+    assert res == {(c, "unknown", f"{A} -> {B}") for c in ("DIST-001", "DIST-004", "DIST-005", "DIST-006")}
+
+
+def test_handshake_outcomes_other_than_cookie():
+    hs_bad = good(A, B)
+    hs_bad[-1] = {**hs_bad[-1], "ok": False, "outcome": "status_not_allowed", "detail": "peer answered 'not_allowed'"}
+    res = run(facts(hs_bad + good(B, A)))
+    assert findings(res) == {("DIST-006", "fail", f"{A} -> {B}")}
+    assert "not allowed" in res[("DIST-006", "fail", f"{A} -> {B}")].remedy
+
+
+def test_without_a_cookie_the_handshake_is_skipped():
+    obs = [o for o in good(A, B) + good(B, A) if o["kind"] != "handshake"]
+    res = run(facts(obs, cookie=False))
+    assert {k[1] for k in res if k[0] == "DIST-006"} == {"skip"}
+    assert {k[1] for k in res if k[0] == "DIST-004"} == {"skip"}
+
+
+def test_views_missing_member_unexpected_member_and_unreadable():
+    views = {A: {"ok": True, "members": [[A, True], ["VerneMQ@10.9.9.9", True]]},
+             B: {"ok": False, "reason": "GET http://10.0.0.2:8888/api/v1/cluster/show: HTTP 401"}}
+    res = run(facts(good(A, B) + good(B, A), views=views))
+    assert findings(res) == {("DIST-007", "fail", f"{A} -> {B}"), ("DIST-007", "fail", f"{A} -> VerneMQ@10.9.9.9"),
+                             ("DIST-007", "unknown", B)}
+    assert res[("DIST-007", "fail", f"{A} -> {B}")].evidence["missing"] == [B]
+
+
+def test_plan_pairs_for_each_transport():
+    assert coll.plan(spec("direct"))[1] == [("validator", A), ("validator", B)]
+    assert coll.plan(spec("netns"))[1] == [(A, B), (B, A)]
+    assert coll.plan(spec("netns", n=1))[1] == [(A, A)]
+
+
+def test_jobs_carry_the_secrets_only_towards_the_transport():
+    s = spec("netns", cookie_env="C", api_key_env="K")
+    jobs = coll.build_jobs(s, timeout=2, concurrency=3)
+    assert [j["source"] for j in jobs] == [A, B]
+    assert jobs[0]["targets"] == [{"name": B, "host": "10.0.0.2"}] and jobs[0]["netns"] == "ns0"
+    assert jobs[0]["cookie"] == "unit-cookie-1234" and jobs[0]["view"]["api_key"] == "unit-key-5678"
+    direct = coll.build_jobs(spec("direct", cookie_env="C"))
+    assert [j["source"] for j in direct] == ["validator", A, B]  # the validator probes; each node's view
+
+
+def test_netns_transport_puts_nothing_secret_on_argv(monkeypatch):
+    seen = {}
+
+    class CP:
+        returncode = 0
+        stdout = json.dumps({"src": A, "dst": B, "kind": "tcp", "ok": True}) + "\nnot json\n"
+        stderr = ""
+
+    def fake_run(argv, input, **kw):
+        seen["argv"], seen["input"], seen["timeout"] = argv, input, kw["timeout"]
+        return CP()
+    monkeypatch.setattr(netns_mod.subprocess, "run", fake_run)
+    s = spec("netns", cookie_env="C", api_key_env="K")
+    obs = netns_mod.NetnsTransport().run(coll.build_jobs(s)[:1])
+    assert seen["argv"][:4] == ["ip", "netns", "exec", "ns0"] and seen["argv"][-2:] == ["-m", "validators.erldist.probe"]
+    assert "unit-cookie-1234" not in " ".join(seen["argv"]) and "unit-cookie-1234" in seen["input"]
+    assert "netns" not in json.loads(seen["input"])
+    assert obs[0]["kind"] == "tcp" and obs[1]["kind"] == "transport_error" and "not JSON" in obs[1]["detail"]
+
+
+@pytest.mark.parametrize("raw,field", [
+    ({"cluster": {"transport": "kube-exec"}, "nodes": [{"name": A, "host": "10.0.0.1"}]}, "nodes[0].pod"),
+    ({"cluster": {"transport": "kube-exec"}, "nodes": [{"name": A, "host": "10.0.0.1", "pod": "p"}]},
+     "nodes[0].namespace"),
+    ({"cluster": {"transport": "netns-shell"}, "nodes": [{"name": A, "host": "10.0.0.1"}]}, "nodes[0].netns"),
+    ({"cluster": {"transport": "ssh"}, "nodes": [{"name": A, "host": "10.0.0.1"}]}, "cluster.transport"),
+])
+def test_targets_errors_name_the_field(raw, field):
+    with pytest.raises(InputError) as e:
+        parse_targets(raw, source="t.yaml", env={}, need_cookie=False)
+    assert e.value.field == f"t.yaml: {field}"
+
+
+def test_cli_input_errors_are_messages_not_tracebacks(tmp_path, capsys):
+    from validators.cli import main
+    p = tmp_path / "t.yaml"
+    p.write_text("cluster: {cookie_env: NOPE_NOT_SET}\nnodes: [{name: VerneMQ@10.0.0.1, host: 10.0.0.1}]\n")
+    assert main(["distribution", "--targets", str(p)]) == 2
+    err = capsys.readouterr().err
+    assert "NOPE_NOT_SET" in err and "Traceback" not in err
+    assert main(["distribution", "--targets", str(p), "--timeout", "0"]) == 2
+    assert "--timeout" in capsys.readouterr().err
