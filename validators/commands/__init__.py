@@ -12,6 +12,7 @@ COMMAND_MODULES: list[str] = [
     "validators.commands.catalog",
     "validators.commands.plan",
     "validators.commands.reachability",
+    "validators.commands.cluster",
     "validators.commands.preflight",
     "validators.commands.distribution",
     "validators.commands.clients",
