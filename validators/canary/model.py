@@ -19,6 +19,8 @@ class SessionView:
     rows: tuple[SessionRow, ...]
     num_online: Mapping[str, int] = field(default_factory=dict)
     asked: str = ""
+    #: how long the observer re-asked until the view matched the moment (bounded by its settle time)
+    waited_ms: float = 0.0
 
 
 @dataclass

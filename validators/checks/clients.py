@@ -397,7 +397,7 @@ def netsplits(facts: Facts, conf: Mapping[str, Any]) -> Iterable[Finding]:
         if problems:
             yield failed(node, "; ".join(problems), **ev)
         else:
-            yield passed(node, f"detected {int(det)} = resolved {int(res)}", **ev)
+            yield passed(node, f"netsplits detected {int(det)}, resolved {int(res)}, none during the run", **ev)
 
 
 # --------------------------------------------------------------------------- CLIENTS-007

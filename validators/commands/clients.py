@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import time
+from dataclasses import replace
 from typing import Any
 
 from ..canary.heartbeat import parse_duration, run_heartbeat
@@ -39,10 +41,20 @@ def node_entries(spec: ClusterSpec) -> list[Entry]:
     return out
 
 
-def session_observer(clients: dict[str, NodeHttp]):
-    """observe(moment, client_id) -> SessionView from the first node that answers (I/O only, no verdict)."""
+def _settled(moment: str, rows) -> bool:
+    online = [r for r in rows if r.is_online]
+    return {"online": bool(online), "offline": not online and bool(rows), "cleaned": not rows}.get(moment, True)
 
-    def observe(moment: str, client_id: str) -> SessionView | Unavailable:
+
+def session_observer(clients: dict[str, NodeHttp], settle: float = 3.0, step: float = 0.1):
+    """observe(moment, client_id) -> SessionView from the first node that answers.
+
+    VerneMQ processes a DISCONNECT asynchronously, so the observer asks again (every ``step`` seconds, for
+    at most ``settle`` seconds) until the rows look like the moment expects; the view it returns is the
+    last answer either way, and the checks judge it.
+    """
+
+    def ask(client_id: str) -> SessionView | Unavailable:
         reasons = []
         for name, http in clients.items():
             path = session_show_path(_VIEW_COLUMNS, filters={"client_id": client_id})
@@ -55,6 +67,17 @@ def session_observer(clients: dict[str, NodeHttp]):
             return SessionView(rows=tuple(rows), num_online={n: s.num_online for n, s in status.items()},
                                asked=name)
         return Unavailable("; ".join(reasons) or "no node to ask")
+
+    def observe(moment: str, client_id: str) -> SessionView | Unavailable:
+        start = time.monotonic()
+        while True:
+            view = ask(client_id)
+            waited = time.monotonic() - start
+            if isinstance(view, Unavailable) or _settled(moment, view.rows) or waited >= settle:
+                if isinstance(view, SessionView):
+                    view = replace(view, waited_ms=round(waited * 1000.0, 1))
+                return view
+            time.sleep(step)
 
     return observe
 
@@ -155,8 +178,6 @@ class Clients(ReportCommand):
         samples = []
         for i in range(args.samples):
             if i:
-                import time
-
                 time.sleep(interval)
             samples.append(collect.sample_cluster(clients, f"sample {i + 1}", bool(spec.api_key),
                                                   args.session_limit))

@@ -1,0 +1,269 @@
+"""A loopback cluster of VerneMQ stand-in nodes in front of one real Mosquitto.
+
+    with StandinLab(nodes=2) as lab:
+        lab.nodes[0].name, .addr, .http_url, .mqtt_url, .ws_url
+        lab.write_targets(path)              # a targets file for `vmq-validate clients --targets`
+        socks = lab.bare_sockets(0, "mqtt", 5)   # TCP sockets that never send CONNECT
+        lab.kill(1)                          # SIGKILL, like a crashed VerneMQ node
+        lab.broker_url("tcp") / ("ws")      # Mosquitto itself, bypassing the stand-ins
+
+Every run picks its own 127.A.B.0/24 block and free ports on each address (another process may hold
+a wildcard listener on VerneMQ's default ports), and the context manager kills every process it started.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import secrets
+import select
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from validators.core import redact
+
+ROOT = Path(__file__).resolve().parents[2]
+MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+
+
+class StandinError(RuntimeError):
+    pass
+
+
+@dataclass
+class StandinNode:
+    index: int
+    name: str
+    addr: str
+    mqtt_port: int = 0
+    ws_port: int = 0
+    http_port: int = 0
+    cluster_port: int = 0
+    proc: subprocess.Popen | None = None
+
+    @property
+    def http_url(self) -> str:
+        return f"http://{self.addr}:{self.http_port}"
+
+    @property
+    def mqtt_url(self) -> str:
+        return f"tcp://{self.addr}:{self.mqtt_port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://{self.addr}:{self.ws_port}/mqtt"
+
+
+def free_port(addr: str) -> int:
+    with socket.socket() as s:
+        s.bind((addr, 0))
+        return s.getsockname()[1]
+
+
+def _wait_port(host: str, port: int, deadline: float) -> None:
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection((host, port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise StandinError(f"nothing listens on {host}:{port}")
+
+
+class StandinLab:
+    def __init__(self, nodes: int = 2, connect_timeout: float = 30.0, broker_conf: str = "",
+                 mosquitto_users: dict[str, str] | None = None, acl: str | None = None, base: str | None = None):
+        self.n = nodes
+        self.connect_timeout = connect_timeout
+        self.broker_conf_extra = broker_conf
+        self.users = mosquitto_users or {}
+        self.acl = acl
+        self.base = base
+        self.tmp = Path(tempfile.mkdtemp(prefix="vmq-standin-"))
+        self.api_key = "standin-" + secrets.token_hex(12)
+        redact.register(self.api_key)
+        self.key_file = self.tmp / "api-key"
+        self.key_file.write_text(self.api_key)
+        os.chmod(self.key_file, 0o600)
+        self.nodes: list[StandinNode] = []
+        self.broker: subprocess.Popen | None = None
+        self.broker_addr = ""
+        self.broker_ports = (0, 0)
+
+    # -------------------------------------------------------------- lifecycle
+    def __enter__(self) -> "StandinLab":
+        try:
+            self.up()
+        except BaseException:
+            self.down()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.down()
+
+    def up(self) -> None:
+        for _attempt in range(5):
+            base = self.base or f"127.{random.randint(100, 250)}.{random.randint(0, 255)}"
+            self.broker_addr = f"{base}.250"
+            try:
+                self._start_broker()
+                break
+            except StandinError:
+                self._stop(self.broker)
+                self.broker = None
+                if self.base:
+                    raise
+        else:
+            raise StandinError("could not start mosquitto on any loopback block")
+        names = [f"VerneMQ{i + 1}@{base}.{i + 1}" for i in range(self.n)]
+        self.nodes = []
+        for i in range(self.n):
+            addr = f"{base}.{i + 1}"
+            self.nodes.append(StandinNode(i, names[i], addr, free_port(addr), free_port(addr), free_port(addr),
+                                          free_port(addr)))
+        for node in self.nodes:
+            self.start(node.index)
+
+    def _start_broker(self) -> None:
+        conf = self.tmp / "mosquitto.conf"
+        self.broker_ports = (free_port(self.broker_addr), free_port(self.broker_addr))
+        tcp, ws = self.broker_ports
+        lines = ["per_listener_settings false", f"listener {tcp} {self.broker_addr}",
+                 f"listener {ws} {self.broker_addr}", "protocol websockets", "persistence false",
+                 f"log_dest file {self.tmp / 'mosquitto.log'}", "log_type error", "log_type warning",
+                 "max_keepalive 65535"]
+        if self.users:
+            pw = self.tmp / "passwd"
+            pw.write_text("")
+            for user, password in self.users.items():
+                subprocess.run(["mosquitto_passwd", "-b", str(pw), user, password], check=True,
+                               capture_output=True)
+            os.chmod(pw, 0o600)
+            lines += ["allow_anonymous false", f"password_file {pw}"]
+        else:
+            lines.append("allow_anonymous true")
+        if self.acl is not None:
+            acl = self.tmp / "acl"
+            acl.write_text(self.acl)
+            lines.append(f"acl_file {acl}")
+        lines.append(self.broker_conf_extra)
+        conf.write_text("\n".join(lines) + "\n")
+        self.broker = subprocess.Popen([MOSQUITTO, "-c", str(conf)], stdout=subprocess.DEVNULL,
+                                       stderr=open(self.tmp / "mosquitto.stderr", "wb"), start_new_session=True)
+        deadline = time.monotonic() + 5
+        try:
+            _wait_port(self.broker_addr, tcp, deadline)
+            _wait_port(self.broker_addr, ws, deadline)
+        except StandinError:
+            err = (self.tmp / "mosquitto.stderr").read_text(errors="replace")[-500:]
+            raise StandinError(f"mosquitto did not start on {self.broker_addr}: {err}") from None
+        if self.broker.poll() is not None:
+            raise StandinError("mosquitto exited")
+
+    def start(self, i: int) -> None:
+        node = self.nodes[i]
+        argv = [sys.executable, "-m", "tests.standin.node", "--name", node.name, "--addr", node.addr,
+                "--broker", f"{self.broker_addr}:{self.broker_ports[0]}",
+                "--broker-ws", f"{self.broker_addr}:{self.broker_ports[1]}", "--mqtt-port", str(node.mqtt_port),
+                "--ws-port", str(node.ws_port), "--http-port", str(node.http_port),
+                "--cluster-port", str(node.cluster_port),
+                "--api-key-file", str(self.key_file), "--connect-timeout", str(self.connect_timeout)]
+        for other in self.nodes:
+            if other is not node:
+                argv += ["--peer", f"{other.name}={other.addr}:{other.cluster_port}"]
+        log = open(self.tmp / f"node{i + 1}.log", "wb")
+        node.proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=log, start_new_session=True,
+                                     env={**os.environ, "PYTHONPATH": str(ROOT)})
+        ready, _, _ = select.select([node.proc.stdout], [], [], 10)
+        line = node.proc.stdout.readline() if ready else b""
+        try:
+            msg = json.loads(line or b"{}")
+        except ValueError:
+            msg = {}
+        if "ready" not in msg:
+            err = (self.tmp / f"node{i + 1}.log").read_text(errors="replace")[-800:]
+            raise StandinError(f"stand-in {node.name} did not start: {msg.get('error') or err or 'no output'}")
+
+    def wait_converged(self, timeout: float = 10.0) -> None:
+        """Every running node sees every other running node (peer check interval 0.5 s)."""
+        import urllib.request
+
+        running = [n for n in self.nodes if n.proc is not None and n.proc.poll() is None]
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            ok = True
+            for n in running:
+                try:
+                    with urllib.request.urlopen(f"{n.http_url}/status.json", timeout=2) as r:
+                        doc = json.loads(r.read())
+                except OSError:
+                    ok = False
+                    break
+                want = {m.name for m in running}
+                seen = {k for k, up in doc[0][n.name]["mystatus"][0].items() if up}
+                if seen != want | {n.name} and not (seen >= want):
+                    ok = False
+                    break
+                if set(doc[0]) != want:
+                    ok = False
+                    break
+            if ok:
+                return
+            time.sleep(0.1)
+        raise StandinError(f"stand-in nodes did not converge within {timeout:g}s")
+
+    def kill(self, i: int) -> None:
+        proc = self.nodes[i].proc
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(5)
+
+    def _stop(self, proc: subprocess.Popen | None) -> None:
+        if proc is None or proc.poll() is not None:
+            return
+        proc.terminate()
+        try:
+            proc.wait(3)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(3)
+
+    def down(self) -> None:
+        for n in self.nodes:
+            self._stop(n.proc)
+            if n.proc is not None and n.proc.stdout:
+                n.proc.stdout.close()
+        self._stop(self.broker)
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    # -------------------------------------------------------------- helpers
+    def broker_url(self, kind: str = "tcp") -> str:
+        tcp, ws = self.broker_ports
+        return f"tcp://{self.broker_addr}:{tcp}" if kind == "tcp" else f"ws://{self.broker_addr}:{ws}/mqtt"
+
+    def bare_sockets(self, i: int, kind: str, count: int) -> list[socket.socket]:
+        """``count`` TCP connections to node i's MQTT (``mqtt``) or WebSocket (``ws``) port that send nothing."""
+        node = self.nodes[i]
+        port = node.mqtt_port if kind == "mqtt" else node.ws_port
+        return [socket.create_connection((node.addr, port), timeout=2) for _ in range(count)]
+
+    def targets(self, env_var: str = "VMQ_STANDIN_API_KEY") -> dict:
+        return {"cluster": {"api_key_file": str(self.key_file)},
+                "nodes": [{"name": n.name, "host": n.addr, "http": n.http_url, "mqtt": n.mqtt_url, "ws": n.ws_url}
+                          for n in self.nodes]}
+
+    def write_targets(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.write_text(yaml.safe_dump(self.targets(), sort_keys=False))
+        return path
