@@ -1,0 +1,1 @@
+../../vernemq_validate/library/vmq_validate.py

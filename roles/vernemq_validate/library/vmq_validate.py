@@ -1,0 +1,215 @@
+#!/usr/bin/python
+"""Ansible module: run one `vmq-validate` report command in-process and return its structured report."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: vmq_validate
+short_description: Run a vmq-validate report command and return the structured report
+description:
+  - Calls C(validators.cli.execute(argv)) in-process (no CLI text is parsed) and returns
+    C(Report.to_dict()) as RV(report), with every registered secret masked.
+  - Optionally writes the JSON and JUnit reports; each file is written atomically and only when its
+    content changes, so C(changed) reflects real change and a repeated run reports no change.
+  - Fails when the report has findings at or above O(fail_on) (unless O(fail_on_findings=false)),
+    after the report files are written, with the findings listed in the message.
+  - Runs in check mode (the validators only read); report files are then not written.
+options:
+  command:
+    description: The report command, e.g. C(plan), C(cluster), C(distribution), C(clients), C(preflight).
+    type: str
+    required: true
+  args:
+    description: The command's own arguments, e.g. C([-f, build/local/manifests.yaml, --release, vernemq]).
+    type: list
+    elements: str
+    default: []
+  fail_on:
+    description: Findings of this severity or worse fail the task (and count as failed in the reports).
+    type: str
+    choices: [error, warning, info, never]
+    default: error
+  fail_on_findings:
+    description: Fail the task when there are findings at or above O(fail_on).
+    type: bool
+    default: true
+  policy:
+    description: A vmq-validate policy file (per-check severity, enabled, options).
+    type: path
+  report_json:
+    description: Write the JSON report here.
+    type: path
+  report_junit:
+    description: Write the JUnit XML report here.
+    type: path
+  secret_env:
+    description:
+      - Environment variables set for the run only, e.g. the ones a targets file names in
+        C(cookie_env)/C(api_key_env). Values are masked in every output.
+    type: dict
+    default: {}
+  project_dir:
+    description: Directory holding the C(validators) package, used when it is not importable already.
+    type: path
+author: vernemq-k8s-toolkit
+"""
+
+EXAMPLES = r"""
+- name: Static checks of the rendered chart
+  vmq_validate:
+    command: plan
+    args: [-f, build/local/manifests.yaml, --namespace, vernemq, --release, vernemq]
+    report_json: artifacts/local/plan.json
+    report_junit: artifacts/local/plan.junit.xml
+"""
+
+RETURN = r"""
+report:
+  description: The report (C(validators.core.model.Report.to_dict)), secrets masked.
+  returned: when the command ran
+  type: dict
+findings:
+  description: The results at or above O(fail_on), each with check, severity, status, subject, message, remedy.
+  returned: when the command ran
+  type: list
+  elements: dict
+summary:
+  description: The report's summary (counts by status and severity, fail_on, failed).
+  returned: when the command ran
+  type: dict
+finding_lines:
+  description: One line per finding (command, check, status, severity, subject, message, remedy), for a play's failure message.
+  returned: when the command ran
+  type: list
+  elements: str
+reports_written:
+  description: The report files whose content changed (would change in check mode).
+  returned: always
+  type: list
+  elements: str
+"""
+
+import contextlib
+import io
+import os
+import sys
+import tempfile
+
+from ansible.module_utils.basic import AnsibleModule
+
+
+def _import_validators(project_dir):
+    try:
+        import validators.cli  # noqa: F401
+    except ImportError:
+        if project_dir and os.path.isdir(os.path.join(project_dir, "validators")):
+            sys.path.insert(0, project_dir)
+            import validators.cli  # noqa: F401
+        else:
+            raise
+    from validators import cli
+    from validators.core import redact
+    from validators.core.errors import VmqError
+    from validators.report import render
+    return cli, redact, VmqError, render
+
+
+def _differs(path, text):
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return fh.read() != text
+    except OSError:
+        return True
+
+
+def _write_atomic(path, text):
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".vmq-report-")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            command=dict(type="str", required=True),
+            args=dict(type="list", elements="str", default=[]),
+            fail_on=dict(type="str", choices=["error", "warning", "info", "never"], default="error"),
+            fail_on_findings=dict(type="bool", default=True),
+            policy=dict(type="path"),
+            report_json=dict(type="path"),
+            report_junit=dict(type="path"),
+            secret_env=dict(type="dict", default={}, no_log=True),
+            project_dir=dict(type="path"),
+        ),
+        supports_check_mode=True,
+    )
+    p = module.params
+    try:
+        cli, redact, VmqError, render = _import_validators(p["project_dir"])
+    except ImportError as exc:
+        module.fail_json(msg="cannot import the validators package (%s). Fix: run ansible-playbook from the "
+                             "toolkit's venv (make site), so that ansible_playbook_python has it." % exc)
+
+    for value in p["secret_env"].values():
+        redact.register(str(value))
+    argv = [p["command"]] + list(p["args"]) + ["--fail-on", p["fail_on"]]
+    if p["policy"]:
+        argv += ["--policy", p["policy"]]
+
+    saved = {k: os.environ.get(k) for k in p["secret_env"]}
+    os.environ.update({k: str(v) for k, v in p["secret_env"].items()})
+    stderr = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(io.StringIO()):
+            report = cli.execute(argv)
+    except VmqError as exc:
+        module.fail_json(msg=redact.scrub("vmq-validate %s: %s" % (p["command"], exc)), argv=redact.scrub_obj(argv),
+                         reports_written=[])
+    except SystemExit:
+        module.fail_json(msg=redact.scrub("vmq-validate %s: usage error: %s" % (
+            p["command"], stderr.getvalue().strip().splitlines()[-1] if stderr.getvalue().strip() else "?")),
+            argv=redact.scrub_obj(argv), reports_written=[])
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+    doc = redact.scrub_obj(report.to_dict(p["fail_on"]))
+    findings = [redact.scrub_obj({"check": r.check, "severity": r.severity.value, "status": r.status.value,
+                                  "subject": r.subject, "message": r.message, "remedy": r.remedy})
+                for r in report.findings_at_or_above(p["fail_on"])]
+    written = []
+    for path, fmt in ((p["report_json"], "json"), (p["report_junit"], "junit")):
+        if not path:
+            continue
+        text = render(report, fmt, fail_on=p["fail_on"])
+        if _differs(path, text):
+            written.append(path)
+            if not module.check_mode:
+                _write_atomic(path, text)
+
+    lines = ["%s: %s %s [%s] %s: %s Remedy: %s" % (p["command"], f["check"], f["status"].upper(), f["severity"],
+                                                   f["subject"], f["message"], f["remedy"]) for f in findings]
+    result = dict(changed=bool(written), report=doc, findings=findings, finding_lines=lines, summary=doc["summary"],
+                  reports_written=written)
+    if findings and p["fail_on_findings"]:
+        result["msg"] = "vmq-validate %s: %d finding(s) at or above %s:\n- %s" % (
+            p["command"], len(findings), p["fail_on"], "\n- ".join(lines))
+        module.fail_json(**result)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
