@@ -59,7 +59,7 @@ class NetnsTransport(Transport):
         src = job["source"]
         env = dict(os.environ)
         env["PYTHONPATH"] = _PKG_ROOT + os.pathsep + env.get("PYTHONPATH", "")
-        argv = netns_command(job["netns"], [sys.executable, "-m", "validators.erldist.probe"])
+        argv = netns_command(job["netns"], [sys.executable, "-S", "-m", "validators.erldist.probe"])
         payload = {k: v for k, v in job.items() if k != "netns"}
         cp, err = _run(argv, json.dumps(payload), job_budget(job), src, env)
         if err:

@@ -1,0 +1,87 @@
+"""Distribution probes on a 20-node lab, every ordered pair (380), from inside each node's namespace.
+
+Rows (all measured in this run, against baselines measured in this run):
+  * concurrent vs sequential: the same 380 pairs with concurrency 1 (sources one after another, targets
+    one after another) and with concurrency 20/16. Goal >= 10x.
+  * concurrent wall time vs the slowest single pair (one source, one target, same transport; sampled
+    over 40 pairs, 2 per source). Goal <= 2x.
+  * the same two with one node cut off by a partition (its pairs wait for timeouts), the case where a
+    sequential validator becomes unusable.
+Needs root (the lab). `python -m tests.bench distribution [--nodes N] [--timeout S]`.
+"""
+
+from __future__ import annotations
+
+import time
+
+from tests.lab import Lab, can_build
+from validators.collect import distribution as coll
+from validators.collect.targets import parse_targets
+from validators.transports.netns import NetnsTransport
+
+
+def _opt(argv, name, default):
+    for a in argv:
+        if a.startswith(f"--{name}="):
+            return type(default)(a.split("=", 1)[1])
+    return default
+
+
+def _timed(fn):
+    t0 = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - t0, out
+
+
+def _all_pairs(spec, timeout, concurrency):
+    facts = coll.collect(spec, NetnsTransport(concurrency), timeout=timeout, concurrency=concurrency, views=False)
+    return facts["dist.observations"]
+
+
+def _slowest_single(spec, timeout, sample):
+    worst, worst_pair = 0.0, None
+    t = NetnsTransport(1)
+    for src, dst in sample:
+        s = spec.node(src)
+        job = {"source": src, "source_host": s.host, "netns": s.netns, "targets": [{"name": dst, "host": spec.node(dst).host}],
+               "epmd_port": spec.epmd_port, "cluster_port": spec.cluster_port, "cookie": spec.cookie,
+               "timeout": timeout, "concurrency": 1}
+        dt, _ = _timed(lambda: t.run([job]))
+        if dt > worst:
+            worst, worst_pair = dt, f"{src} -> {dst}"
+    return worst, worst_pair
+
+
+def _rows(label, spec, timeout, sample, conc):
+    seq, obs_seq = _timed(lambda: _all_pairs(spec, timeout, 1))
+    par, obs_par = _timed(lambda: _all_pairs(spec, timeout, conc))
+    single, pair = _slowest_single(spec, timeout, sample)
+    ok_seq = sum(1 for o in obs_seq if o["kind"] == "handshake" and o.get("ok"))
+    ok_par = sum(1 for o in obs_par if o["kind"] == "handshake" and o.get("ok"))
+    n = len(spec.nodes)
+    return [
+        {"name": f"{label}: concurrent vs sequential ({n * (n - 1)} ordered pairs)", "ratio": seq / par,
+         "goal": ">= 10x", "unit": "x",
+         "detail": f"sequential {seq:.2f}s, concurrent {par:.2f}s; handshakes ok {ok_seq}/{ok_par}"},
+        {"name": f"{label}: concurrent wall time vs slowest single pair", "ratio": par / single, "goal": "<= 2x",
+         "unit": "x", "detail": f"all pairs {par:.2f}s, slowest single pair {single:.2f}s ({pair}, of {len(sample)})"},
+    ]
+
+
+def main(argv: list[str]) -> list[dict]:
+    ok, why = can_build()
+    if not ok:
+        print(f"   skipped: {why}")
+        return []
+    n = _opt(argv, "nodes", 20)
+    timeout = _opt(argv, "timeout", 0.5)
+    rows = []
+    with Lab(n=n) as lab:
+        spec = parse_targets(lab.targets("netns"), source="lab", need_cookie=True)
+        names = [x.name for x in spec.nodes]
+        sample = [(names[i], names[(i + k) % n]) for i in range(n) for k in (1, n // 2 or 1) if (i + k) % n != i]
+        rows += _rows(f"{n} nodes, healthy", spec, timeout, sample, 20)
+        with lab.partition([n - 1], range(n - 1)):
+            cut = [(names[i], names[n - 1]) for i in range(0, n - 1, max(1, (n - 1) // 10))]
+            rows += _rows(f"{n} nodes, one cut off", spec, timeout, sample[:20] + cut, 20)
+    return rows
