@@ -69,7 +69,7 @@ def test_fail_on_never_and_warning(capsys, tmp_path):
 
 BAD = [
     ("apiVersion: v1\nkind: Service\nmetadata: {name: s\nspec: {}\n", "document 1", "not valid YAML"),
-    ("---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n---\n- just\n- a list\n", "document 2 (line 5)", "not a Kubernetes"),
+    ("---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n---\n- just\n- a list\n", "document 2 (line 6)", "not a Kubernetes"),
     ("apiVersion: v1\nmetadata: {name: s}\n", "document 1 (line 1): kind", "missing"),
     ("apiVersion: v1\nkind: Service\nmetadata: {}\n", "metadata.name", "missing"),
     ("apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec: {ports: [{port: mqtt}]}\n", "spec.ports[0].port",
@@ -85,7 +85,7 @@ BAD = [
     ("apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: p}\nspec: {podSelector: {}, "
      "ingress: [{ports: [{port: 9100, endPort: 9000}]}]}\n", "spec.ingress[0].ports[0].endPort", "from port"),
     ("apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec: {}\n---\napiVersion: v1\nkind: Service\n"
-     "metadata: {name: s}\nspec: {}\n", "document 2 (line 5)", "defined twice"),
+     "metadata: {name: s}\nspec: {}\n", "document 2 (line 6)", "defined twice"),
 ]
 
 

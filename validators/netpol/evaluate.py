@@ -110,6 +110,9 @@ def _rule_allows(policy: Policy, rule: Rule, peer_ep: Endpoint, dst: Endpoint, p
     return not rule.peers or any(peer_matches(policy, p, peer_ep) for p in rule.peers)
 
 
+_NOWHERE = Endpoint("ip")  # numeric port specs do not depend on the destination
+
+
 class Evaluator:
     def __init__(self, policies: Iterable[Policy], pods: Iterable[Endpoint] = ()):
         self.policies = list(policies)
@@ -178,6 +181,19 @@ class Evaluator:
             for rule in pol.ingress + pol.egress:
                 peers_of[id(rule)] = rule_peers(pol, rule)
 
+        named_cache: dict[tuple[str, int, str], int] = {}
+
+        def named_mask(name: str, port: int, proto: str) -> int:
+            """Pods on which the container port called ``name`` is ``port``/``proto``."""
+            key = (name, port, proto)
+            if key not in named_cache:
+                m = 0
+                for i, ep in enumerate(pods):
+                    if (port, proto) in ep.named_ports.get(name, ()):
+                        m |= 1 << i
+                named_cache[key] = m
+            return named_cache[key]
+
         out: dict[tuple[int, str], list[int]] = {}
         for port, proto in ports:
             # rule -> bitset of destination pods on which the rule's ports match this port
@@ -192,44 +208,46 @@ class Evaluator:
                         m = 0
                         for spec in rule.ports:
                             if isinstance(spec.port, str):
-                                for i, ep in enumerate(pods):
-                                    if port_matches(spec, ep, port, proto):
-                                        m |= 1 << i
-                            elif port_matches(spec, pods[0] if pods else Endpoint("ip"), port, proto):
+                                if spec.protocol == proto:
+                                    m |= named_mask(spec.port, port, proto)
+                            elif port_matches(spec, _NOWHERE, port, proto):
                                 m = full
                                 break
                         dst_ok[key] = m
                 return dst_ok[key]
 
-            ingress_from = []  # per destination: bitset of sources its ingress admits
+            # destinations grouped by the set of sources their ingress admits: admitted[s] is then an OR
+            # over the groups (few) instead of a test per destination (many)
+            open_dsts = 0
+            groups: dict[int, int] = {}
             for d in range(n):
                 if not sel_in[d]:
-                    ingress_from.append(full)
+                    open_dsts |= 1 << d
                     continue
                 m = 0
                 for pol in sel_in[d]:
                     for rule in pol.ingress:
                         if (rule_dsts(rule) >> d) & 1:
                             m |= peers_of[id(rule)]
-                ingress_from.append(m)
+                groups[m] = groups.get(m, 0) | (1 << d)
+            group_items = [(m, dsts) for m, dsts in groups.items() if m]
+            egress_cache: dict[tuple[int, ...], int] = {}
             allowed = []
             for s in range(n):
-                if not sel_eg[s]:
-                    eg = full
-                else:
-                    eg = 0
-                    for pol in sel_eg[s]:
-                        for rule in pol.egress:
-                            eg |= peers_of[id(rule)] & rule_dsts(rule)
-                eg &= ~(1 << s)
-                reach = 0
-                bit_s = 1 << s
-                while eg:
-                    low = eg & -eg
-                    d = low.bit_length() - 1
-                    if ingress_from[d] & bit_s:
-                        reach |= low
-                    eg ^= low
-                allowed.append(reach)
+                key = tuple(id(p) for p in sel_eg[s])
+                if key not in egress_cache:
+                    if not sel_eg[s]:
+                        eg = full
+                    else:
+                        eg = 0
+                        for pol in sel_eg[s]:
+                            for rule in pol.egress:
+                                eg |= peers_of[id(rule)] & rule_dsts(rule)
+                    egress_cache[key] = eg
+                admitted = open_dsts
+                for m, dsts in group_items:
+                    if (m >> s) & 1:
+                        admitted |= dsts
+                allowed.append(egress_cache[key] & admitted & ~(1 << s))
             out[(port, proto)] = allowed
         return out
