@@ -7,6 +7,7 @@ import copy
 import json
 
 import pytest
+import yaml
 
 from tests.fakekube import FakeKube
 from validators.cli import main
@@ -193,3 +194,21 @@ def test_unreachable_api_server_is_unknown_not_a_traceback(capsys, tmp_path):
 def test_cluster_usage_errors_exit_2(capsys, argv, needle):
     assert main(argv) == 2
     assert needle in capsys.readouterr().err
+
+
+def test_the_documented_rbac_covers_every_read_of_the_collector(root):
+    from validators.collect.kube_traffic import LISTS
+
+    text = (root / "docs" / "rbac.md").read_text()
+    block = text.split("```yaml", 1)[1].split("```", 1)[0]
+    granted = set()
+    for doc in yaml.safe_load_all(block):
+        if doc["kind"] in ("Role", "ClusterRole"):
+            for rule in doc["rules"]:
+                assert set(rule["verbs"]) <= {"get", "list", "watch"}, "read-only"
+                for g in rule["apiGroups"]:
+                    granted |= {(g, r) for r in rule["resources"]}
+    assert not any(r == "secrets" for _g, r in granted)
+    for _fact, path, api_version, _kind, _what in LISTS:
+        group = api_version.rsplit("/", 1)[0] if "/" in api_version else ""
+        assert (group, path.rsplit("/", 1)[1]) in granted, path
