@@ -116,3 +116,21 @@ def test_secret_values_in_manifests_never_reach_the_output(capsys, tmp_path):
     for fmt in ("text", "json", "junit"):
         code, out, err = run(capsys, ["plan", "-f", str(f), "-n", "mqtt", "--release", "r", "--format", fmt])
         assert code == 0 and "Sup3rS3cretCookieValue" not in out + err
+
+
+def test_literal_cookie_in_a_manifest_is_registered_with_the_redactor(tmp_path):
+    from validators.core import redact
+    from validators.report import render
+
+    f = tmp_path / "m.yaml"
+    f.write_text(RELEASE.read_text().replace(
+        "            - {name: DOCKER_VERNEMQ_DISCOVERY_KUBERNETES, value: \"1\"}\n",
+        "            - {name: DOCKER_VERNEMQ_DISCOVERY_KUBERNETES, value: \"1\"}\n"
+        "            - {name: MY_ERLANG_COOKIE, value: \"LiteralCookie42\"}\n")
+        + "---\napiVersion: v1\nkind: Secret\nmetadata: {name: k}\ndata: {api-key: QmFzZTY0QXBpS2V5VmFsdWU=}\n")
+    try:
+        report = execute(["plan", "-f", str(f), "-n", "mqtt", "--release", "r"])
+        assert redact.scrub("LiteralCookie42 Base64ApiKeyValue") == f"{redact.MASK} {redact.MASK}"
+        assert "LiteralCookie42" not in render(report, "json")
+    finally:
+        redact.clear()

@@ -13,6 +13,7 @@ from typing import Any
 
 from ..core.model import Facts, Unavailable
 from .kubeclient import Kube
+from .manifests import register_secrets
 
 
 def get_json(kube: Kube, path: str, query: dict[str, str] | None = None) -> Any:
@@ -93,4 +94,7 @@ def collect(kube: Kube, namespace: str, scope_fact: dict[str, Any]) -> Facts:
                    "EndpointSlice", "the API server endpoints (default/kubernetes endpointslices)",
                    {"labelSelector": "kubernetes.io/service-name=kubernetes"})
     values["k8s.apiserver"] = slices if isinstance(slices, Unavailable) else apiserver_endpoints(slices)
+    for fact in ("k8s.pods", "k8s.workloads"):  # literal secret-looking env values -> redactor
+        if isinstance(values[fact], list):
+            register_secrets(values[fact])
     return Facts(values)

@@ -19,6 +19,7 @@ from typing import Any, Iterable, Mapping, TextIO
 
 import yaml
 
+from ..core import redact
 from ..core.errors import InputError
 from ..core.model import Facts, NotApplicable
 from ..netpol.model import parse_policy
@@ -284,6 +285,39 @@ def normalize(objs: Iterable[tuple[str, str, dict]], namespace: str) -> list[dic
     return out
 
 
+_SECRET_WORDS = ("COOKIE", "PASSWORD", "SECRET", "TOKEN", "API_KEY", "APIKEY", "PRIVATE")
+
+
+def register_secrets(objects: Iterable[Mapping[str, Any]]) -> None:
+    """Register with the redactor every secret value the objects carry: Secret ``data`` (decoded)
+    and ``stringData``, and literal env values whose name looks like a secret (a cookie written
+    straight into a manifest). The facts never need these values; this keeps them out of every
+    rendered report even if some evidence were to quote an object."""
+    import base64
+    import binascii
+
+    for o in objects:
+        if o.get("kind") == "Secret":
+            for v in (o.get("stringData") or {}).values():
+                redact.register(str(v))
+            for v in (o.get("data") or {}).values():
+                try:
+                    redact.register(base64.b64decode(str(v), validate=True))
+                except (binascii.Error, ValueError):
+                    redact.register(str(v))
+                redact.register(str(v))
+            continue
+        spec = o.get("spec") or {}
+        pod_specs = [spec] + [((spec.get("template") or {}).get("spec") or {})] + \
+            [((((spec.get("jobTemplate") or {}).get("spec") or {}).get("template") or {}).get("spec") or {})]
+        for ps in pod_specs:
+            for c in (ps.get("containers") or []) + (ps.get("initContainers") or []):
+                for e in c.get("env") or []:
+                    name = str(e.get("name", "")).upper()
+                    if e.get("value") and any(w in name for w in _SECRET_WORDS):
+                        redact.register(str(e["value"]))
+
+
 def plan_facts(objects: list[dict], scope_fact: dict[str, Any]) -> Facts:
     """Facts for the traffic checks from normalized manifest objects."""
     by_kind: dict[str, list[dict]] = {}
@@ -323,6 +357,7 @@ def collect(paths: list[str], namespace: str | None, release: str | None, select
     docs = read_documents(paths, stdin)
     ns = namespace or "default"
     objects = normalize(docs, ns)
+    register_secrets(objects)
     sc = scope(ns, release, selector, "plan")
     facts = plan_facts(objects, sc)
     meta = {"source": "manifests", "files": [p for p in paths], "objects": len(objects), "namespace": ns,
