@@ -212,3 +212,19 @@ def test_the_documented_rbac_covers_every_read_of_the_collector(root):
     for _fact, path, api_version, _kind, _what in LISTS:
         group = api_version.rsplit("/", 1)[0] if "/" in api_version else ""
         assert (group, path.rsplit("/", 1)[1]) in granted, path
+
+
+def test_finished_pods_with_the_release_labels_are_not_brokers(capsys, tmp_path):
+    objs = live_objects()
+    objs.append({"apiVersion": "v1", "kind": "Pod",
+                 "metadata": {"name": "r-vernemq-test-roundtrip", "namespace": "mqtt",
+                              "labels": {"app.kubernetes.io/name": "vernemq", "app.kubernetes.io/instance": "r"}},
+                 "spec": {"containers": [{"name": "c", "image": "eclipse-mosquitto"}]},
+                 "status": {"phase": "Failed"}})
+    with FakeKube(objs) as kube:
+        code, doc, _ = run(capsys, kube, tmp_path)
+    assert code == 0 and status(doc, "TRAFFIC-005") == ["pass"]
+    objs[-1]["status"]["phase"] = "Running"
+    with FakeKube(objs) as kube:
+        code, doc, _ = run(capsys, kube, tmp_path)
+    assert code == 1 and "fail" in status(doc, "TRAFFIC-005"), "a running pod with the labels is judged"

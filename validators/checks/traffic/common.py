@@ -48,9 +48,12 @@ def _in_scope(facts: Mapping[str, Any], obj: Mapping[str, Any]) -> bool:
 
 
 def vmq_pods(facts: Mapping[str, Any]) -> list[dict]:
+    """The release's VerneMQ pods: the selector's labels, in the release namespace, not finished
+    (live pods in phase Succeeded/Failed are leftovers, not brokers)."""
     sel = facts["traffic.scope"]["selector"]
     return [p for p in facts["k8s.pods"] if _in_scope(facts, p)
-            and all(labels(p).get(k) == v for k, v in sel.items())]
+            and all(labels(p).get(k) == v for k, v in sel.items())
+            and (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")]
 
 
 def selects(service: Mapping[str, Any], pod: Mapping[str, Any]) -> bool:
