@@ -33,6 +33,8 @@ API (that is all of it):
     server's token unless ``token`` is given, e.g. a wrong one to get 401) and returns the path.
 ``requests``
     list of ``(method, path, query)`` tuples received (query: dict of str -> str).
+``objects_from_yaml(text)``
+    the objects of a multi-document YAML string (e.g. a ``helm template`` render), to serve them.
 
 Served paths (GET only; anything else is 405):
     /version, /api, /apis                                            (minimal discovery)
