@@ -228,3 +228,32 @@ def test_finished_pods_with_the_release_labels_are_not_brokers(capsys, tmp_path)
     with FakeKube(objs) as kube:
         code, doc, _ = run(capsys, kube, tmp_path)
     assert code == 1 and "fail" in status(doc, "TRAFFIC-005"), "a running pod with the labels is judged"
+
+
+def test_plan_and_cluster_agree_on_a_chart_render(capsys, tmp_path):
+    """The same chart render, read offline and served by the fake API, gives the same verdicts on
+    every check that does not need live-only facts."""
+    from .test_chart_profiles import CHART, HELM, objects, plan
+    profile = CHART / "ci" / "10-aks-values.yaml"
+    if HELM is None or not profile.exists():
+        pytest.skip("helm or the AKS profile not available")
+    objs = [o for o in objects(profile) if "helm.sh/hook" not in (o["metadata"].get("annotations") or {})]
+    offline = plan(objs, "t", "mqtt")
+    served = [o for o in objs if o["kind"] in ("Service", "NetworkPolicy", "Ingress", "StatefulSet", "Secret")]
+    sts = next(o for o in objs if o["kind"] == "StatefulSet")
+    for i, p in enumerate(expand(sts)):
+        p["spec"]["nodeName"] = NODES[i % 2]
+        p["status"] = {"phase": "Running", "podIP": f"10.244.{i}.5",
+                       "conditions": [{"type": "Ready", "status": "True"}]}
+        served.append(p)
+    served += [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": n, "labels": {
+        "kubernetes.io/metadata.name": n}}} for n in ("mqtt", "kube-system", "default")]
+    with FakeKube(served) as kube:
+        cfg = kube.write_kubeconfig(tmp_path / "kubeconfig", context="c")
+        main(["cluster", "--kubeconfig", str(cfg), "--context", "c", "-n", "mqtt", "--release", "t", "--format", "json"])
+    live = json.loads(capsys.readouterr().out)
+    live_only = {"TRAFFIC-002", "TRAFFIC-006", "TRAFFIC-007"}
+
+    def verdicts(results):
+        return sorted((r["check"], r["subject"], r["status"]) for r in results if r["check"] not in live_only)
+    assert verdicts(live["results"]) == verdicts(r.to_dict() for r in offline.results)
