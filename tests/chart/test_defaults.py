@@ -42,7 +42,9 @@ def test_every_object_is_namespaced_and_labelled(default_docs):
         md = d["metadata"]
         assert md.get("namespace") == NAMESPACE, f"{d['kind']}/{md['name']} has no namespace"
         assert md["labels"]["app.kubernetes.io/instance"] == RELEASE
-        assert md["labels"]["app.kubernetes.io/name"] == "vernemq"
+        expected = "vernemq-test" if md["labels"].get("app.kubernetes.io/component") == "test" and d["kind"] == "Pod" \
+            else "vernemq"
+        assert md["labels"]["app.kubernetes.io/name"] == expected
 
 
 def test_rbac_is_minimal_and_namespaced(default_docs):
@@ -421,9 +423,18 @@ def test_helm_test_pod_round_trip(default_docs):
     script = c["command"][-1]
     assert "mosquitto_sub" in script and "mosquitto_pub" in script
     assert re.search(r"mosquitto_sub .*-C 1 -W", script)
-    assert '"$(cat /tmp/received)" = "$payload"' in script
+    assert '"$(cat "$out")" = "$payload"' in script
     assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
     assert c["securityContext"]["readOnlyRootFilesystem"] is True
+
+
+def test_helm_test_pod_network_policy(default_docs):
+    np = find(default_docs, "NetworkPolicy", f"{FULLNAME}-test")
+    (pod,) = find_all(default_docs, "Pod")
+    assert np["spec"]["podSelector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
+    assert np["spec"]["ingress"] == []
+    to_broker = [r for r in np["spec"]["egress"] if r.get("to")]
+    assert to_broker == [{"to": [{"podSelector": {"matchLabels": SELECTOR}}], "ports": [{"port": 1883, "protocol": "TCP"}]}]
 
 
 def test_helm_test_credentials(renderer):
@@ -431,3 +442,49 @@ def test_helm_test_credentials(renderer):
     env = env_of(pod["spec"]["containers"][0])
     assert env["MQTT_USERNAME"]["valueFrom"]["secretKeyRef"] == {"name": "vernemq-test-client", "key": "username"}
     assert env["MQTT_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": "vernemq-test-client", "key": "password"}
+
+
+def test_helm_test_pod_is_not_selected_as_a_broker(default_docs):
+    (pod,) = [d for d in find_all(default_docs, "Pod") if d["metadata"]["annotations"].get("helm.sh/hook") == "test"]
+    labels = pod["metadata"]["labels"]
+    assert not SELECTOR.items() <= labels.items()
+    for svc in find_all(default_docs, "Service"):
+        assert not svc["spec"]["selector"].items() <= labels.items(), svc["metadata"]["name"]
+
+
+def test_client_sources_annotation_mirrors_the_networkpolicy(renderer, default_docs):
+    svc = find(default_docs, "Service", FULLNAME)
+    assert "vernemq-toolkit/client-sources" not in svc["metadata"]["annotations"]  # anywhere
+    docs = renderer.docs("11-aks-internal", sets=[
+        "networkPolicy.clientSources[1].podSelector.matchLabels.app=sensor",
+        "networkPolicy.clientSources[2].namespaceSelector.matchLabels.kubernetes\\.io/metadata\\.name=iot",
+        "networkPolicy.clientSources[3].podSelector.matchLabels.a=1",
+        "networkPolicy.clientSources[3].podSelector.matchLabels.b=2"])
+    ann = find(docs, "Service", FULLNAME)["metadata"]["annotations"]
+    # the two-label selector cannot be written in the comma-separated list and is left out
+    assert ann["vernemq-toolkit/client-sources"] == f"10.0.0.0/8,{NAMESPACE}/app=sensor,iot/"
+
+
+def test_ingress_controller_allowed_when_clients_are_restricted(renderer):
+    docs = renderer.docs("30-ingress-nginx", sets=["networkPolicy.clientSources[0].ipBlock.cidr=10.0.0.0/8"])
+    rules = find(docs, "NetworkPolicy", FULLNAME)["spec"]["ingress"]
+    ctrl = [r for r in rules if any("namespaceSelector" in f and "podSelector" in f for f in r.get("from", []))]
+    assert len(ctrl) == 1 and _rule_ports(ctrl[0]) == {(8080, None)}
+    assert ctrl[0]["from"] == [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}},
+                                "podSelector": {"matchLabels": {"app.kubernetes.io/name": "ingress-nginx"}}}]
+    # unrestricted clients: no separate rule needed
+    rules = find(renderer.docs("30-ingress-nginx"), "NetworkPolicy", FULLNAME)["spec"]["ingress"]
+    assert not [r for r in rules if any("podSelector" in f and "namespaceSelector" in f for f in r.get("from", []))]
+
+
+def test_helm_test_uses_mqtts_when_plain_mqtt_is_off(renderer):
+    docs = renderer.docs("40-tls")
+    (pod,) = find_all(docs, "Pod")
+    c = pod["spec"]["containers"][0]
+    env = env_of(c)
+    assert env["MQTT_PORT"]["value"] == "8883"
+    assert env["MQTT_TLS_ARGS"]["value"] == "--cafile /etc/vernemq-tls/ca.crt --insecure"
+    vols = {v["name"]: v for v in pod["spec"]["volumes"]}
+    assert vols["tls-ca"]["secret"] == {"secretName": "vernemq-tls", "items": [{"key": "ca.crt", "path": "ca.crt"}]}
+    np = find(docs, "NetworkPolicy", f"{FULLNAME}-test")
+    assert [p["port"] for r in np["spec"]["egress"] if r.get("to") for p in r["ports"]] == [8883]

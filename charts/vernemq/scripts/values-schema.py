@@ -32,6 +32,7 @@ FREE_MAPS = {'commonLabels', 'vernemq.config', 'serviceAccount.annotations', 'st
              'persistence.annotations', 'service.annotations', 'service.labels', 'ingress.annotations',
              'ingress.labels', 'networkPolicy.monitoringNamespaceSelector', 'monitoring.serviceMonitor.labels',
              'monitoring.prometheusRule.labels', 'monitoring.grafanaDashboard.labels'}
+OPAQUE = {'networkPolicy.ingressControllerSource'}
 OPEN_OBJECTS = {'podSecurityContext', 'containerSecurityContext', 'resources', 'initResources',
                 'statefulset.updateStrategy', 'podSecurityContext.seccompProfile', 'containerSecurityContext.seccompProfile',
                 'containerSecurityContext.capabilities'}
@@ -44,6 +45,9 @@ def infer(path, val):
             s = {"type": "object", "propertyNames": {"pattern": "^[a-z0-9_.]+$"},
                  "additionalProperties": {"type": ["string", "integer", "boolean"]}}
         return s
+    if path in OPAQUE:
+        return {"type": "object", "properties": {"namespaceSelector": {"type": "object"},
+                                                 "podSelector": {"type": "object"}, "ipBlock": {"type": "object"}}}
     if isinstance(val, dict):
         props = {k: infer(f"{path}.{k}" if path else k, v) for k, v in val.items()}
         s = {"type": "object", "properties": props}
@@ -149,6 +153,7 @@ upd('networkPolicy.clientSources', items={"type": "object", "minProperties": 1,
     "properties": {"ipBlock": {"type": "object", "required": ["cidr"]}, "podSelector": {"type": "object"},
                    "namespaceSelector": {"type": "object"}}, "additionalProperties": False})
 upd('networkPolicy.extraIngress', items={"type": "object"})
+node('networkPolicy.ingressControllerSource').update({"additionalProperties": False, "minProperties": 1})
 upd('networkPolicy.egress.extra', items={"type": "object"})
 upd('networkPolicy.egress.dnsPorts', items={"type": "integer", **port})
 upd('networkPolicy.egress.kubeApiPorts', items={"type": "integer", **port})

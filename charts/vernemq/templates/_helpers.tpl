@@ -112,3 +112,40 @@ pod IP, not loopback. curl and jq ship with the official image.
 {{- define "vernemq.joinedProbe" -}}
 base="http://${MY_POD_IP}:8888"; curl -fsS -m 4 -o /dev/null "$base/health/listeners" || exit 1; n=$(curl -fsS -m 4 "$base/status.json" | jq '[.[0][] | .mystatus[0] // {} | keys[]] | unique | length') || exit 1; [ "${n:-0}" -ge 2 ] || { echo "not joined: cluster view has ${n:-0} node(s)"; exit 1; }
 {{- end -}}
+
+{{/*
+networkPolicy.clientSources as the validators' `vernemq-toolkit/client-sources` list: an ipBlock becomes its
+CIDR, a pod source `NAMESPACE/key=value` (namespace from a kubernetes.io/metadata.name namespaceSelector, else
+the release namespace). Sources that cannot be written that way (several labels, namespaces picked by other
+labels) are left out; the validators then test the ones listed.
+*/}}
+{{- define "vernemq.clientSourcesAnnotation" -}}
+{{- $out := list -}}
+{{- range $src := .Values.networkPolicy.clientSources -}}
+{{- if $src.ipBlock -}}
+{{- $out = append $out $src.ipBlock.cidr -}}
+{{- else -}}
+{{- $ns := $.Release.Namespace -}}
+{{- $ok := true -}}
+{{- if $src.namespaceSelector -}}
+{{- $nsl := default dict $src.namespaceSelector.matchLabels -}}
+{{- if and (eq (len $nsl) 1) (hasKey $nsl "kubernetes.io/metadata.name") (not $src.namespaceSelector.matchExpressions) -}}
+{{- $ns = index $nsl "kubernetes.io/metadata.name" -}}
+{{- else -}}
+{{- $ok = false -}}
+{{- end -}}
+{{- end -}}
+{{- $pl := dict -}}
+{{- if $src.podSelector -}}
+{{- $pl = default dict $src.podSelector.matchLabels -}}
+{{- if or (gt (len $pl) 1) $src.podSelector.matchExpressions -}}{{- $ok = false -}}{{- end -}}
+{{- end -}}
+{{- if $ok -}}
+{{- $sel := "" -}}
+{{- range $k, $v := $pl -}}{{- $sel = printf "%s=%s" $k $v -}}{{- end -}}
+{{- $out = append $out (printf "%s/%s" $ns $sel) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- join "," $out -}}
+{{- end -}}
