@@ -102,3 +102,10 @@ def test_notes_explain_validators(renderer):
     assert f"--release {RELEASE}" in notes
     assert "vernemq.acceptEula=true" in notes
     assert f"helm test {RELEASE}" in notes
+    # every vmq-validate command NOTES mentions exists in the CLI
+    import re
+    from validators.cli import build_parser
+    _parser, commands = build_parser()
+    mentioned = set(re.findall(r"vmq-validate ([a-z-]+)", notes))
+    assert {"plan", "cluster", "distribution"} <= mentioned
+    assert mentioned <= set(commands), mentioned - set(commands)
