@@ -285,7 +285,8 @@ class FakeKube:
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self._server.daemon_threads = True
         self._server.block_on_close = False
-        self._thread = threading.Thread(target=self._server.serve_forever, name="fakekube", daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name="fakekube", daemon=True)
         self._thread.start()
         return self
 
@@ -407,6 +408,9 @@ def _default_message(code: int, path: str) -> str:
 class _Handler(BaseHTTPRequestHandler):
     kube: FakeKube
     protocol_version = "HTTP/1.1"
+    # headers and body leave in one segment (no delayed-ACK stall on keep-alive connections)
+    wbufsize = -1
+    disable_nagle_algorithm = True
 
     def log_message(self, *args: Any) -> None:  # quiet
         pass
