@@ -277,6 +277,9 @@ def test_probes(default_docs, renderer):
     assert c["livenessProbe"]["httpGet"] == {"path": "/health/ping", "port": "http"}
     script = c["readinessProbe"]["exec"]["command"][2]
     assert "/health/listeners" in script and "/status.json" in script and "-ge 2" in script
+    # both HTTP calls together fit in the probe timeout
+    timeouts = [int(t) for t in re.findall(r"curl [^|;]*?-m (\d+)", script)]
+    assert len(timeouts) == 2 and sum(timeouts) < c["readinessProbe"]["timeoutSeconds"]
     one = container(sts_of(renderer.docs("00-default", sets=["replicaCount=1"])))
     assert one["readinessProbe"]["httpGet"]["path"] == "/health/listeners"
     full = container(sts_of(renderer.docs("00-default", sets=["readinessProbe.mode=fullCluster"])))

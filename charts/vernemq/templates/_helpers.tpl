@@ -110,7 +110,7 @@ Readiness "joined": /health/listeners must answer 200 and the node's own cluster
 pod IP, not loopback. curl and jq ship with the official image.
 */}}
 {{- define "vernemq.joinedProbe" -}}
-base="http://${MY_POD_IP}:8888"; curl -fsS -m 4 -o /dev/null "$base/health/listeners" || exit 1; n=$(curl -fsS -m 4 "$base/status.json" | jq '[.[0][] | .mystatus[0] // {} | keys[]] | unique | length') || exit 1; [ "${n:-0}" -ge 2 ] || { echo "not joined: cluster view has ${n:-0} node(s)"; exit 1; }
+base="http://${MY_POD_IP}:8888"; curl -fsS -m 2 -o /dev/null "$base/health/listeners" || exit 1; n=$(curl -fsS -m 2 "$base/status.json" | jq '[.[0][] | .mystatus[0] // {} | keys[]] | unique | length') || exit 1; [ "${n:-0}" -ge 2 ] || { echo "not joined: cluster view has ${n:-0} node(s)"; exit 1; }
 {{- end -}}
 
 {{/*
