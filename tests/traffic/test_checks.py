@@ -263,3 +263,10 @@ def test_ingress_controller_namespace_must_be_allowed_for_ws_when_clients_are_re
         netpol(objs)["spec"]["ingress"][0]["from"] = [{"ipBlock": {"cidr": "203.0.113.0/24"}}]
     found = bad(plan(mutated(BASE, fn)))
     assert found == {"TRAFFIC-011": ["ingress-nginx/app.kubernetes.io/name=ingress-nginx -> ws 8080/TCP"]}
+
+
+def test_probe_remedy_names_the_concrete_annotations_for_the_failing_port():
+    report = plan(mutated(BASE, tcp_probe_on_1883))
+    (r,) = [r for r in report.results if r.check == "TRAFFIC-004" and r.status is Status.FAIL]
+    assert r.subject.endswith("port 1883")
+    assert "port_1883_health-probe_port: \"8888\"" in r.remedy and "port_1883_health-probe_protocol: http" in r.remedy

@@ -99,8 +99,9 @@ def _is_nginx(ing: Mapping[str, Any], conf: Mapping[str, Any]) -> tuple[bool, st
        severity="error", category="traffic", needs=ING,
        defaults={"keepalive_seconds": 300, "nginx_classes": ["nginx"], "assume_nginx_without_class": True},
        remedy="Annotate the Ingress: nginx.ingress.kubernetes.io/proxy-read-timeout and proxy-send-timeout to at "
-              "least the MQTT keepalive in seconds (e.g. \"3600\"); keep proxy-http-version 1.1, backend-protocol "
-              "HTTP/HTTPS and do not override connection-proxy-header.")
+              "least the MQTT keepalive in seconds (e.g. \"3600\"; chart: ingress.timeoutSeconds >= "
+              "mqtt.maxKeepaliveSeconds); keep proxy-http-version 1.1, backend-protocol HTTP/HTTPS and do not "
+              "override connection-proxy-header.")
 def nginx_websocket(facts, conf) -> Iterable[Finding]:
     """ingress-nginx proxies WebSocket upgrades out of the box (HTTP/1.1, `Connection: upgrade`),
     but it closes a proxied connection after `proxy-read-timeout`/`proxy-send-timeout` seconds
@@ -163,7 +164,8 @@ def _host_covered(host: str | None, tls: list[Mapping[str, Any]]) -> bool:
 
 @check("TRAFFIC-010", title="WebSocket Ingress terminates TLS when the release uses TLS", severity="error",
        category="traffic", needs=ING, defaults={"require_tls": False},
-       remedy="Add spec.tls to the Ingress with every rule host and a certificate Secret (chart: ingress.tls), "
+       remedy="Add spec.tls to the Ingress with every rule host and a certificate Secret (chart: ingress.tls.enabled "
+              "and ingress.tls.secretName), "
               "or switch off the TLS listeners / require_tls when plain ws:// is intended.")
 def ingress_tls(facts, conf) -> Iterable[Finding]:
     """TLS is required on the WebSocket Ingress when the release says so: its VerneMQ pods declare a

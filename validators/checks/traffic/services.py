@@ -134,7 +134,8 @@ def is_azure(svc: Mapping[str, Any], facts: Mapping[str, Any], conf: Mapping[str
        category="traffic", needs=SVC, defaults={"keepalive_seconds": 300, "cloud": "auto"},
        remedy="Annotate the client Service with service.beta.kubernetes.io/azure-load-balancer-tcp-idle-timeout: "
               "\"N\" (minutes, 4-100) where N*60 >= the longest MQTT keepalive clients use "
-              "(annotation vernemq-toolkit/mqtt-keepalive-seconds).")
+              "(annotation vernemq-toolkit/mqtt-keepalive-seconds); chart: service.azure.idleTimeoutMinutes "
+              "and mqtt.maxKeepaliveSeconds.")
 def azure_idle_timeout(facts, conf) -> Iterable[Finding]:
     """The Azure load balancer silently drops TCP flows that are idle longer than its idle timeout
     (4 minutes by default) without sending a RST. An MQTT client idle for its keepalive interval
@@ -232,8 +233,16 @@ def azure_probe(facts, conf) -> Iterable[Finding]:
                 continue
             target_listener = service_port_listener(target, pods)
             if target_listener in CLIENT_LISTENERS:
+                status_port = next((p for p in (svc.get("spec") or {}).get("ports") or []
+                                    if service_port_listener(p, pods) == "http"), None)
+                where = (f'"{status_port["port"]}" (the http status port)' if status_port else
+                         "a Service port that targets the http status listener (add one)")
                 yield failed(subject, f"the Azure {str(proto).upper()} probe connects to the {target_listener} "
-                             f"listener every few seconds (Cluster policy)", **ev)
+                             f"listener every few seconds (Cluster policy)",
+                             remedy=f"Set externalTrafficPolicy: Local (chart: service.externalTrafficPolicy=Local), or "
+                                    f"annotate the Service: {pre}health-probe_protocol: http, "
+                                    f"{pre}health-probe_port: {where}, {pre}health-probe_request-path: /health.",
+                             **ev)
             else:
                 yield passed(subject, f"probe goes to the {target_listener or probe_ref} port, not a client listener", **ev)
 
