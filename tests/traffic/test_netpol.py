@@ -78,6 +78,9 @@ EGRESS_NAMED = np("egress-named", selector={"matchLabels": {"app": "web"}}, type
                   egress=[{"ports": [{"port": "pg"}]}])
 FROM_API = np("from-api", selector=DB_SEL, ingress=[{"from": [{"podSelector": {"matchLabels": {"app": "api"}}}]}])
 DEV_DENY = np("deny", ns="dev", types=["Ingress"])
+# the classic: policyTypes lists Egress (copied from an example) but only ingress rules were written
+EGRESS_FORGOTTEN = np("egress-forgotten", selector={"matchLabels": {"app": "web"}}, types=["Ingress", "Egress"],
+                      ingress=[{}])
 
 CASES = [
     # (doc bullet, policies, src, dst, port, proto, allowed)
@@ -131,6 +134,9 @@ CASES = [
     ("egress named port to an address: cannot resolve", [EGRESS_NAMED], WEB, INTERNET, 5432, "TCP", False),
     ("a policy never selects pods of another namespace", [DEV_DENY], WEB, DB, 5432, "TCP", True),
     ("hostNetwork pods are not selected", [DENY_IN], WEB, NODEAGENT, 5432, "TCP", True),
+    ("egress forgotten: Egress in policyTypes without rules cuts DNS", [EGRESS_FORGOTTEN], WEB,
+     pod("kube-system", "coredns", {"k8s-app": "kube-dns"}), 53, "UDP", False),
+    ("egress forgotten: ingress still works", [EGRESS_FORGOTTEN], INTERNET, WEB, 8080, "TCP", True),
 ]
 
 
