@@ -12,7 +12,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-import yaml
 
 from validators.collect import manifests
 from validators.core.model import Status
@@ -26,12 +25,8 @@ HELM = shutil.which("helm", path=str(ROOT / ".tools" / "bin")) or shutil.which("
 RELEASE, NS = "t", "mqtt"
 
 #: findings the chart produces today that are chart problems, not check problems (reported to the
-#: chart owner). Only these may appear; any other finding fails the test.
-KNOWN_CHART_ISSUES = {
-    ("TRAFFIC-015", f"Pod {NS}/{RELEASE}-vernemq-test-roundtrip"):
-        "the helm test pod carries app.kubernetes.io/name=vernemq + instance, so while `helm test` runs the "
-        "client Service load-balances MQTT connections to it",
-}
+#: chart owner). Only these may appear; any other finding fails the test. Empty: the chart is clean.
+KNOWN_CHART_ISSUES: dict[tuple[str, str], str] = {}
 
 pytestmark = pytest.mark.skipif(not PROFILES or HELM is None, reason="chart profiles or helm not available")
 
@@ -49,25 +44,10 @@ def objects(profile: Path) -> list[dict]:
     return copy.deepcopy(list(render(str(profile))))
 
 
-def profile_policy(profile: Path) -> dict | None:
-    """The client sources the profile configures (networkPolicy.clientSources) as TRAFFIC-011 options."""
-    values = yaml.safe_load(profile.read_text()) or {}
-    sources = []
-    for peer in ((values.get("networkPolicy") or {}).get("clientSources") or []):
-        if "ipBlock" in peer:
-            sources.append(peer["ipBlock"]["cidr"])
-        elif "namespaceSelector" in peer:
-            ns = (peer["namespaceSelector"].get("matchLabels") or {}).get("kubernetes.io/metadata.name")
-            labels = (peer.get("podSelector") or {}).get("matchLabels") or {}
-            sources.append(f"{ns}/" + ",".join(f"{k}={v}" for k, v in labels.items()))
-    if not sources:
-        return None
-    return {"checks": {"TRAFFIC-011": {"options": {"client_sources": sources}}}}
-
-
 @pytest.mark.parametrize("profile", PROFILES, ids=[p.name for p in PROFILES])
 def test_every_check_passes_on_every_chart_profile(profile):
-    report = plan(objects(profile), RELEASE, NS, profile_policy(profile))
+    # no policy file: the chart's own annotations (keepalive, client sources, dist range) must say enough
+    report = plan(objects(profile), RELEASE, NS)
     findings = [(r.check, r.subject, r.status.value, r.message) for r in report.results
                 if r.status in (Status.FAIL, Status.UNKNOWN, Status.WARN)
                 and (r.check, r.subject) not in KNOWN_CHART_ISSUES]
@@ -135,4 +115,4 @@ def test_mutated_chart_render_fails_with_the_check_id(name, mutation, check_id):
         pytest.skip(f"profile {name} is gone from the chart")
     objs = objects(profile)
     mutation(objs)
-    assert check_id in bad(plan(objs, RELEASE, NS, profile_policy(profile)))
+    assert check_id in bad(plan(objs, RELEASE, NS))
