@@ -68,6 +68,11 @@ RULE_CASES = [
     (["ingress.enabled=true", "ingress.timeoutSeconds=60"], ["ingress.timeoutSeconds", "ingress.timeoutSeconds >= 300"]),
     (["ingress.enabled=true", "listeners.ws.enabled=false"], ["ingress.enabled", "listeners.ws.enabled=true"]),
     (["ingress.enabled=true", "ingress.tls.enabled=true"], ["ingress.tls.secretName"]),
+    # the cookie can only come from the generated Secret or an existing one: no way to set the image default
+    (["vernemq.config.distributed_cookie=vmq"], ["vernemq.config.distributed_cookie", "erlangCookie.existingSecret"]),
+    (["vernemq.extraEnv[0].name=DOCKER_VERNEMQ_DISTRIBUTED_COOKIE", "vernemq.extraEnv[0].value=vmq"],
+     ["vernemq.extraEnv", "erlangCookie.existingSecret"]),
+    (["vernemq.config.allow_anonymous=on"], ["vernemq.config.allow_anonymous", "vernemq.allowAnonymous"]),
 ]
 
 

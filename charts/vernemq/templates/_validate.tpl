@@ -54,6 +54,19 @@ Called once from statefulset.yaml, so a bad combination renders nothing at all.
 {{- $errs = append $errs "ingress.tls.secretName: ingress.tls.enabled needs the name of a TLS Secret" -}}
 {{- end -}}
 {{- end -}}
+{{- range $k, $_ := $v.vernemq.config -}}
+{{- $key := lower $k -}}
+{{- if eq $key "distributed_cookie" -}}
+{{- $errs = append $errs "vernemq.config.distributed_cookie: the cookie never goes into values; the chart generates one per release, or set erlangCookie.existingSecret=<Secret name>" -}}
+{{- else if has $key (list "allow_anonymous" "accept_eula" "erlang.distribution.port_range.minimum" "erlang.distribution.port_range.maximum") -}}
+{{- $errs = append $errs (printf "vernemq.config.%s: the chart sets this itself; use %s" $k (get (dict "allow_anonymous" "vernemq.allowAnonymous" "accept_eula" "vernemq.acceptEula" "erlang.distribution.port_range.minimum" "vernemq.distribution.portRangeMin" "erlang.distribution.port_range.maximum" "vernemq.distribution.portRangeMax") $key)) -}}
+{{- end -}}
+{{- end -}}
+{{- range $e := $v.vernemq.extraEnv -}}
+{{- if has $e.name (list "DOCKER_VERNEMQ_DISTRIBUTED_COOKIE" "API_KEY") -}}
+{{- $errs = append $errs (printf "vernemq.extraEnv: %s is set by the chart from a Secret; use erlangCookie.existingSecret / apiKey.existingSecret" $e.name) -}}
+{{- end -}}
+{{- end -}}
 {{- if $errs -}}
 {{- fail (printf "\n\nVALUES VALIDATION:\n  - %s\n" (join "\n  - " $errs)) -}}
 {{- end -}}
