@@ -135,7 +135,10 @@ def test_aks_profile_annotations(renderer):
     assert 4 <= idle <= 100 and idle * 60 >= keepalive
     assert "service.beta.kubernetes.io/azure-load-balancer-internal" not in ann
     assert svc["spec"]["loadBalancerSourceRanges"] == ["203.0.113.0/24", "198.51.100.0/24"]
-    # no TCP probe on any MQTT port: every client port gets an HTTP probe on kube-proxy's /healthz
+    # no TCP probe on any MQTT port: HTTP on kube-proxy's /healthz, for the Service and for every client port
+    assert ann["service.beta.kubernetes.io/azure-load-balancer-health-probe-protocol"] == "http"
+    assert ann["service.beta.kubernetes.io/azure-load-balancer-health-probe-request-path"] == "/healthz"
+    assert svc["spec"]["externalTrafficPolicy"] == "Local"
     for p in svc["spec"]["ports"]:
         assert ann[f"service.beta.kubernetes.io/port_{p['port']}_health-probe_protocol"] == "http"
         assert ann[f"service.beta.kubernetes.io/port_{p['port']}_health-probe_request-path"] == "/healthz"
