@@ -157,3 +157,21 @@ def test_checkov_skips_are_the_documented_ones(checkov_report):
     for c in checkov_report["results"]["skipped_checks"]:
         if c["check_id"] in {"CKV_K8S_8", "CKV_K8S_9"}:
             assert c["resource"].startswith("Pod."), c["resource"]
+
+
+def test_packaged_chart_is_complete(tmp_path):
+    """`helm package` keeps what the templates read (schema, dashboard JSON) and leaves out the dev files."""
+    import tarfile
+    helm = helm_tool("helm")
+    proc = subprocess.run([helm, "package", str(CHART), "-d", str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    (tgz,) = tmp_path.glob("vernemq-*.tgz")
+    names = set(tarfile.open(tgz).getnames())
+    assert {"vernemq/values.schema.json", "vernemq/files/grafana-dashboard.json", "vernemq/README.md",
+            "vernemq/templates/NOTES.txt"} <= names
+    assert not [n for n in names if n.startswith(("vernemq/scripts/", "vernemq/ci/"))]
+    out = subprocess.run([helm, "template", "mqtt", str(tgz), "--set", "monitoring.grafanaDashboard.enabled=true"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    dash = [d for d in yaml.safe_load_all(out.stdout) if d and d["kind"] == "ConfigMap"]
+    assert json.loads(dash[0]["data"]["vernemq.json"])["panels"]
