@@ -132,9 +132,15 @@ def test_kubernetes_validate_catches_a_broken_object(tmp_path):
 
 @pytest.fixture(scope="session")
 def checkov_report(renderer, tmp_path_factory):
+    """One checkov run over the default and aks renders, plus a deliberately weakened render in its own folder
+    that proves the scan catches a regression."""
     out = tmp_path_factory.mktemp("checkov")
+    (out / "profiles").mkdir()
+    (out / "mutant").mkdir()
     for p in ("00-default", "10-aks"):
-        (out / f"{p}.yaml").write_text(renderer.text(p))
+        (out / "profiles" / f"{p}.yaml").write_text(renderer.text(p))
+    (out / "mutant" / "mutant.yaml").write_text(
+        renderer.text("00-default", sets=["containerSecurityContext.readOnlyRootFilesystem=false"]))
     proc = subprocess.run([helm_tool("checkov"), "--skip-download", "--framework", "kubernetes", "-d", str(out),
                            "--skip-check", ",".join(CHECKOV_SKIPS), "-o", "json"],
                           capture_output=True, text=True, timeout=170, cwd=out)
@@ -144,14 +150,22 @@ def checkov_report(renderer, tmp_path_factory):
 
 def test_checkov_no_failed_checks(checkov_report):
     results = checkov_report["results"]
-    failed = [(c["check_id"], c["resource"]) for c in results["failed_checks"]]
+    failed = [(c["check_id"], c["resource"], c["file_path"]) for c in results["failed_checks"]
+              if "/profiles/" in c["file_path"]]
     assert failed == []
-    summary = checkov_report["summary"]
-    assert summary["passed"] > 100  # the scan really ran over both renders
+    passed_files = {c["file_path"] for c in results["passed_checks"]}
+    assert {"/profiles/00-default.yaml", "/profiles/10-aks.yaml"} <= passed_files  # both renders were scanned
+    assert len([c for c in results["passed_checks"] if "/profiles/" in c["file_path"]]) > 100
+
+
+def test_checkov_catches_a_weakened_render(checkov_report):
+    failed = {c["check_id"] for c in checkov_report["results"]["failed_checks"] if "/mutant/" in c["file_path"]}
+    assert failed == {"CKV_K8S_22"}  # "Use read-only filesystem for containers where possible"
 
 
 def test_checkov_skips_are_the_documented_ones(checkov_report):
-    skipped = {c["check_id"] for c in checkov_report["results"]["skipped_checks"]}
+    skipped = {c["check_id"] for c in checkov_report["results"]["skipped_checks"] if "/profiles/" in c["file_path"]}
+    assert skipped
     # chart-wide skips plus the per-resource probe skips of the one-shot helm test pod
     assert skipped <= set(CHECKOV_SKIPS) | {"CKV_K8S_8", "CKV_K8S_9"}
     for c in checkov_report["results"]["skipped_checks"]:
