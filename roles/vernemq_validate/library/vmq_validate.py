@@ -160,6 +160,13 @@ def main():
         module.fail_json(msg="cannot import the validators package (%s). Fix: run ansible-playbook from the "
                              "toolkit's venv (make site), so that ansible_playbook_python has it." % exc)
 
+    from validators.commands.base import ReportCommand
+    _parser, commands = cli.build_parser()
+    reports = sorted(name for name, cmd in commands.items() if isinstance(cmd, ReportCommand))
+    if p["command"] not in reports:
+        module.fail_json(msg="vmq-validate %s: not a report command. Fix: use one of %s." % (
+            p["command"], ", ".join(reports)), reports_written=[])
+
     for value in p["secret_env"].values():
         redact.register(str(value))
     argv = [p["command"]] + list(p["args"]) + ["--fail-on", p["fail_on"]]
