@@ -11,7 +11,7 @@ import sys
 import pytest
 import yaml
 
-from .conftest import ROOT
+from .helpers import ROOT
 
 MODULE = ROOT / "roles" / "vernemq_validate" / "library" / "vmq_validate.py"
 

@@ -18,7 +18,7 @@ import pytest
 from tests.lab import Lab
 from tests.lab.fixtures import require_lab
 
-from .conftest import ROOT, ansible_env, run_playbook, tool
+from .helpers import ROOT, ansible_env, run_playbook, tool
 
 pytestmark = pytest.mark.slow
 

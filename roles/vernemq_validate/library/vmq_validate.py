@@ -49,6 +49,9 @@ options:
         C(cookie_env)/C(api_key_env). Values are masked in every output.
     type: dict
     default: {}
+  stdin:
+    description: Text the command reads as its standard input (e.g. manifests for C(plan -f -)).
+    type: str
   project_dir:
     description: Directory holding the C(validators) package, used when it is not importable already.
     type: path
@@ -149,6 +152,7 @@ def main():
             report_json=dict(type="path"),
             report_junit=dict(type="path"),
             secret_env=dict(type="dict", default={}, no_log=True),
+            stdin=dict(type="str"),
             project_dir=dict(type="path"),
         ),
         supports_check_mode=True,
@@ -176,6 +180,9 @@ def main():
     saved = {k: os.environ.get(k) for k in p["secret_env"]}
     os.environ.update({k: str(v) for k, v in p["secret_env"].items()})
     stderr = io.StringIO()
+    saved_stdin = sys.stdin
+    if p["stdin"] is not None:
+        sys.stdin = io.StringIO(p["stdin"])
     try:
         with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(io.StringIO()):
             report = cli.execute(argv)
@@ -187,6 +194,7 @@ def main():
             p["command"], stderr.getvalue().strip().splitlines()[-1] if stderr.getvalue().strip() else "?")),
             argv=redact.scrub_obj(argv), reports_written=[])
     finally:
+        sys.stdin = saved_stdin
         for k, v in saved.items():
             if v is None:
                 os.environ.pop(k, None)
