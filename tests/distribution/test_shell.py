@@ -60,8 +60,10 @@ def test_script_embeds_the_protocol_requests():
     script = build_script(job())
     esc = "".join(f"\\x{b:02x}" for b in wire.port_please2_request("VerneMQ"))
     assert esc in script
-    assert "vmq_validate_sh0@10.0.0.1" not in script  # the name is sent as escaped bytes only
-    assert "".join(f"\\x{b:02x}" for b in b"vmq_validate_sh0@10.0.0.1") in script
+    assert "vmq_validate_sh" not in script  # the name is sent as escaped bytes only
+    assert "".join(f"\\x{b:02x}" for b in b"vmq_validate_sh") in script
+    assert "".join(f"\\x{b:02x}" for b in b"_0@10.0.0.1") in script
+    assert build_script(job()) != script  # a fresh probe name per run
 
 
 def test_healthy_output_parses_into_the_same_observations_as_the_python_probe():

@@ -25,6 +25,7 @@ Output: one line per step, ``TAG IDX FIELDS...`` with every byte string as lower
 from __future__ import annotations
 
 import math
+import secrets
 import shlex
 from typing import Any
 
@@ -104,9 +105,10 @@ def build_script(job: dict) -> str:
     timeout = max(1, math.ceil(float(job.get("timeout", 3.0))))
     src_host = job.get("source_host") or "127.0.0.1"
     lines = []
+    run_id = secrets.token_hex(3)  # two validators probing at once must not collide on the name
     for i, t in enumerate(job.get("targets", [])):
         short = t["name"].split("@", 1)[0]
-        name = f"vmq_validate_sh{i}@{src_host}"
+        name = f"vmq_validate_sh{run_id}_{i}@{src_host}"
         lines.append(
             'while [ "$(jobs -rp | wc -l)" -ge "$C" ]; do wait -n; done\n'
             f"timeout {timeout * 8} bash -c 'probe \"$@\"' _ {i} {_sq(t['host'])} "
