@@ -85,15 +85,18 @@ def test_session_streaming_never_crashes_and_agrees_with_the_whole_document_pars
     data = json.dumps(doc).encode()
     try:
         whole = parse_session_show(doc)
-    except ParseError:
-        whole = None
+    except ParseError as e:
+        whole, whole_error = None, e
     try:
         summary = reconcile_bytes(data, chunk=chunk)
     except ParseError as e:
         assert e.what == "session/show"
         return
-    # the streaming parser accepted it: the whole-document parser must agree on the counts
-    assert whole is not None
+    if whole is None:
+        # the stream validates only the columns it counts; the whole-document parser also checks the others
+        assert whole_error.field.rsplit(".", 1)[-1] in ("clean_session", "peer_host", "peer_port"), whole_error
+        return
+    # both accepted it: they must agree on the counts
     assert summary.rows == len(whole)
     assert sum(c.online for c in summary.by_node.values()) == sum(r.is_online for r in whole)
 

@@ -113,19 +113,21 @@ class StandinLab:
         self.down()
 
     def up(self) -> None:
+        last = None
         for _attempt in range(5):
             base = self.base or f"127.{random.randint(100, 250)}.{random.randint(0, 255)}"
             self.broker_addr = f"{base}.250"
             try:
                 self._start_broker()
                 break
-            except StandinError:
+            except StandinError as exc:
+                last = exc
                 self._stop(self.broker)
                 self.broker = None
                 if self.base:
                     raise
         else:
-            raise StandinError("could not start mosquitto on any loopback block")
+            raise StandinError(f"could not start mosquitto on any loopback block: {last}")
         names = [f"VerneMQ{i + 1}@{base}.{i + 1}" for i in range(self.n)]
         self.nodes = []
         for i in range(self.n):
@@ -135,6 +137,12 @@ class StandinLab:
         for node in self.nodes:
             self.start(node.index)
 
+    def _repick(self, i: int) -> None:
+        node = self.nodes[i]
+        node.mqtt_port, node.ws_port, node.http_port = (free_port(node.addr), free_port(node.addr),
+                                                         free_port(node.addr))
+        # the cluster port is already in the peers' command lines: keep it
+
     def _start_broker(self) -> None:
         conf = self.tmp / "mosquitto.conf"
         self.broker_ports = (free_port(self.broker_addr), free_port(self.broker_addr))
@@ -143,6 +151,9 @@ class StandinLab:
                  f"listener {ws} {self.broker_addr}", "protocol websockets", "persistence false",
                  f"log_dest file {self.tmp / 'mosquitto.log'}", "log_type error", "log_type warning",
                  "max_keepalive 65535"]
+        if hasattr(os, "geteuid") and os.geteuid() == 0:
+            # started as root, mosquitto drops to the `mosquitto` user, which cannot read our 0700 temp dir
+            lines.append("user root")
         if self.users:
             pw = self.tmp / "passwd"
             pw.write_text("")
@@ -172,6 +183,16 @@ class StandinLab:
             raise StandinError("mosquitto exited")
 
     def start(self, i: int) -> None:
+        """Start node i; a port taken between picking and binding is picked again (twice at most)."""
+        for attempt in range(3):
+            try:
+                return self._start(i)
+            except StandinError as exc:
+                if "address already in use" not in str(exc) or attempt == 2:
+                    raise
+                self._repick(i)
+
+    def _start(self, i: int) -> None:
         node = self.nodes[i]
         argv = [sys.executable, "-m", "tests.standin.node", "--name", node.name, "--addr", node.addr,
                 "--broker", f"{self.broker_addr}:{self.broker_ports[0]}",

@@ -25,18 +25,18 @@ def parse_duration(text: str, where: str) -> float:
 def run_heartbeat(entries: Sequence[Entry], duration: float, interval: float, opts: CanaryOptions | None = None,
                   clock: Callable[[], float] = time.monotonic,
                   sleep: Callable[[float], None] = time.sleep) -> list[HeartbeatRun]:
-    """One canary per entry every ``interval`` seconds (all entries at once) until ``duration`` has passed."""
+    """One canary per entry (all entries at once) every ``interval`` seconds: round(duration / interval) rounds.
+
+    A round that takes longer than the interval delays the next one (no overlap, no catch-up burst).
+    """
     runs = [HeartbeatRun(entry=e.name, url=e.url, interval_s=interval, duration_s=duration) for e in entries]
+    attempts = max(1, int(round(duration / interval)))
     start = clock()
-    tick = 0
-    while True:
+    for tick in range(attempts):
         due = start + tick * interval
         now = clock()
-        if due - start >= duration and tick:
-            break
         if due > now:
             sleep(due - now)
         for run, result in zip(runs, run_canaries(entries, opts)):
             run.results.append(result)
-        tick += 1
     return runs

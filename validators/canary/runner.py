@@ -196,36 +196,36 @@ class _Canary:
         self._finish()
 
     def _finish(self) -> None:
+        """Mark done; the driver closes the connection (paho must not be driven from inside its callbacks)."""
         if self.connecting is not None and not self.connecting.done():
             client = self.client
             self.connecting.add_done_callback(lambda _f: _close_quietly(client))
             self.client = None
-        if self.client is not None:
-            try:
-                self._expect_close = True
-                self.client.disconnect()
-                self.client.loop_write()
-            except Exception:  # noqa: BLE001 - best effort on a dead connection
-                pass
-            self._close_socket()
+        self._expect_close = True
         self.result.timings_ms.setdefault("total", self._ms())
         self.done = True
 
-    def _close_socket(self) -> None:
-        sock = self.client.socket() if self.client is not None else None
-        if sock is not None:
-            try:
-                sock.close()
-            except OSError:
-                pass
+    def close(self) -> None:
+        """Best-effort DISCONNECT and close, from the driver (never from a paho callback)."""
+        client, self.client = self.client, None
+        if client is None or client.socket() is None:
+            return
+        try:
+            client.disconnect()
+            client.loop_write()
+        except Exception:  # noqa: BLE001 - best effort on a dead connection
+            pass
+        _close_quietly(client)
 
     def _view(self, moment: str) -> None:
         if self.observe is None:
             return
+        started = time.perf_counter()
         try:
             self.result.views[moment] = self.observe(moment, self.result.client_id)
         except Exception as exc:  # noqa: BLE001 - an observer failure is a fact, not a crash
             self.result.views[moment] = Unavailable(f"session/show for {moment}: {type(exc).__name__}: {exc}")
+        self.deadline += time.perf_counter() - started  # the observer's time is not the broker's
 
     # ---------------------------------------------------------------- callbacks
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
@@ -345,6 +345,10 @@ def _drive(canaries: Sequence[_Canary], wake: socket.socket, poll: float = 0.05)
     try:
         while True:
             live = [c for c in canaries if not c.done]
+            for c in canaries:
+                if c.done and c.client is not None:
+                    _register(sel, registered, c, None)
+                    c.close()
             if not live:
                 return
             for c in live:
@@ -381,14 +385,23 @@ def _drive(canaries: Sequence[_Canary], wake: socket.socket, poll: float = 0.05)
                     c.on_deadline()
             for c in [c for c in registered if c.done]:
                 _register(sel, registered, c, None)
+            for c in live:
+                if c.done:
+                    c.close()
     finally:
         sel.close()
 
 
 def run_canaries(entries: Iterable[Entry], opts: CanaryOptions | None = None, observe: Observer | None = None,
                  concurrency: int = 256) -> list[CanaryResult]:
-    """Run one canary per entry, up to ``concurrency`` at a time; results in the entries' order."""
+    """Run one canary per entry, up to ``concurrency`` at a time; results in the entries' order.
+
+    With an observer the canaries run one at a time: the observer blocks the driver while it asks
+    session/show, and another canary's deadline must not run out meanwhile.
+    """
     opts = opts or CanaryOptions()
+    if observe is not None:
+        concurrency = 1
     canaries = [_Canary(e, opts, observe) for e in entries]
     step = max(1, concurrency)
     rsock, wsock = socket.socketpair()

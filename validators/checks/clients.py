@@ -486,7 +486,11 @@ def canary_visible(facts: Facts, conf: Mapping[str, Any]) -> Iterable[Finding]:
             yield skipped(r.entry, f"the canary did not get through (CLIENTS-010): {r.error}")
             continue
         if not r.views:
-            yield skipped(r.entry, "no session/show observer (no API key or no HTTP endpoint)")
+            if r.error:
+                yield unknown(r.entry, f"the canary failed before session/show was asked: {r.error}",
+                              client_id=r.client_id, stage=r.stage)
+            else:
+                yield skipped(r.entry, "no session/show observer (no API key or no HTTP endpoint)")
             continue
         problems, ev = [], {"client_id": r.client_id}
         online_v = r.views.get("online")
