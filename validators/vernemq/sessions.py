@@ -166,6 +166,10 @@ def reconcile_stream(chunks: Iterable[bytes], limit: int | None = None) -> Sessi
                     r.pos += 1
                 else:
                     while True:
+                        # fast path: whole rows already in the buffer, compact "row,row,..." as VerneMQ sends
+                        index, closed = _fast_rows(r, decode, index, by_node, online_at, dups, summary)
+                        if closed:
+                            break
                         row = r.value(decode, f"table[{index}]")
                         _count(row, index, by_node, online_at, dups, summary)
                         index += 1
@@ -183,6 +187,58 @@ def reconcile_stream(chunks: Iterable[bytes], limit: int | None = None) -> Sessi
     if not saw_table or doc_type != "table":
         raise ParseError(WHAT, "table", 'expected {"type": "table", "table": [...]}')
     return summary
+
+
+def _fast_rows(r: _Reader, decode, index: int, by_node: dict, online_at: dict, dups: dict,
+               summary: SessionSummary) -> tuple[int, bool]:
+    """Count the rows that are complete in the buffer (each followed by ',' or ']').
+
+    Returns (next row index, True if the closing ']' was consumed). Anything unusual (whitespace,
+    a row cut by the chunk boundary, an invalid row) is left to the careful path.
+    """
+    buf, pos = r.buf, r.pos
+    n = len(buf)
+    JSONDecodeError = json.JSONDecodeError
+    setdefault = online_at.setdefault
+    while pos < n:
+        try:
+            row, end = decode(buf, pos)
+        except JSONDecodeError:
+            break
+        if end >= n or type(row) is not dict:
+            break
+        sep = buf[end]
+        if sep != "," and sep != "]":
+            break
+        cid = row.get("client_id")
+        online = row.get("is_online")
+        node = row.get("node")
+        if type(cid) is not str or type(online) is not bool or type(node) is not str or "@" not in node:
+            break
+        counts = by_node.get(node)
+        if counts is None:
+            counts = by_node[node] = NodeSessions()
+        if online:
+            counts.online += 1
+            prev = setdefault(cid, node)
+            if prev != node:
+                nodes = dups.setdefault(cid, [prev])
+                if node not in nodes:
+                    nodes.append(node)
+        else:
+            om = row.get("offline_messages")
+            if om is not None and type(om) is not int:
+                break
+            counts.offline += 1
+            if om:
+                counts.offline_messages += om
+        index += 1
+        pos = end + 1
+        if sep == "]":
+            r.pos = pos
+            return index, True
+    r.pos = pos
+    return index, False
 
 
 def _count(row: Any, index: int, by_node: dict, online_at: dict, dups: dict, summary: SessionSummary) -> None:
