@@ -154,3 +154,13 @@ def test_cli_input_errors_are_messages_not_tracebacks(tmp_path, capsys):
     assert "NOPE_NOT_SET" in err and "Traceback" not in err
     assert main(["distribution", "--targets", str(p), "--timeout", "0"]) == 2
     assert "--timeout" in capsys.readouterr().err
+
+
+def test_without_a_cookie_the_pods_own_cookie_results_still_count():
+    """kube-exec without a readable Secret: the script used each pod's own cookie."""
+    obs = good(A, B, detail="challenge_ack received (not verified: the pod's own cookie was used)") + good(B, A)
+    obs[-1] = {**obs[-1], "ok": False, "outcome": "cookie_rejected", "stage": "recv_challenge_ack"}
+    res = run(facts(obs, cookie=False))
+    assert findings(res) == {("DIST-006", "fail", f"{B} -> {A}")}
+    assert "own cookie" in res[("DIST-006", "fail", f"{B} -> {A}")].message
+    assert "not verified" in res[("DIST-006", "pass", f"{A} -> {B}")].message

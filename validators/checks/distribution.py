@@ -197,27 +197,24 @@ def handshake_ok(facts: Facts, conf: Mapping[str, Any]) -> Iterable[Finding]:
     that is reported as a cookie mismatch, not as "unreachable" (connectivity is DIST-004).
     """
     idx = _Index(facts)
-    if not idx.cluster.get("cookie_given"):
-        for src, dst in idx.pairs():
-            o = idx.get("handshake", src, dst)
-            if o is None or "not verified" not in (o.get("detail") or ""):
-                yield skipped(pair(src, dst), "no cookie given (cookie_env/cookie_file or the release's Secret)")
-                continue
-            yield passed(pair(src, dst), "handshake acknowledged with the pod's own cookie", port=o.get("port"))
-        return
+    given = bool(idx.cluster.get("cookie_given"))
+    whose = "the cluster cookie" if given else "the source pod's own cookie"
     for src, dst in idx.pairs():
         o = idx.get("handshake", src, dst)
         ev = {k: o[k] for k in ("port", "outcome", "stage", "error", "detail", "peer_name", "peer_version")
               if o and o.get(k)} if o else {}
-        if o is None:
+        if o is None and not given and not idx.transport_errors.get(src):
+            yield skipped(pair(src, dst), "no cookie given (cookie_env/cookie_file or the release's Secret)")
+        elif o is None:
             yield idx.missing(src, dst, "handshake", "the distribution port is unknown (see DIST-001/002)")
         elif o.get("outcome") == "ok":
-            yield passed(pair(src, dst), f"handshake with {o.get('peer_name')} acknowledged (same cookie)", **ev)
+            note = "" if given else ": the source pod's own, ack not verified"
+            yield passed(pair(src, dst), f"handshake with {o.get('peer_name')} acknowledged (same cookie{note})", **ev)
         elif o.get("outcome") == "connect_failed":
             yield skipped(pair(src, dst), "no TCP connection to the distribution port (see DIST-004)")
         elif o.get("outcome") == "cookie_rejected":
-            yield failed(pair(src, dst), f"connected to {dst} on port {o.get('port')}, but it rejected the cluster "
-                                         "cookie (closed the connection after our challenge reply): its cookie "
+            yield failed(pair(src, dst), f"connected to {dst} on port {o.get('port')}, but it rejected {whose} "
+                                         "(closed the connection after our challenge reply): its cookie "
                                          "differs", connected=True, cookie_rejected=True, **ev)
         elif o.get("outcome") == "ack_mismatch":
             yield failed(pair(src, dst), f"{dst} acknowledged with a digest of another cookie", connected=True, **ev)
