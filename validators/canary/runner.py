@@ -337,57 +337,72 @@ def _register(sel: selectors.BaseSelector, registered: dict, c: "_Canary", sock)
 
 
 def _drive(canaries: Sequence[_Canary], wake: socket.socket, poll: float = 0.05) -> None:
-    """Run started canaries until every one is done, in this thread (``wake`` turns readable when a
-    connect worker finishes)."""
+    """Run started canaries until every one is done, in this thread.
+
+    Only canaries with something to do are touched in a round (a socket event, a finished connect
+    worker, a queued packet); keepalive and deadlines are looked at every ``poll`` seconds. ``wake``
+    turns readable when a connect worker finishes.
+    """
     sel = selectors.DefaultSelector()
     registered: dict[_Canary, tuple[object, int]] = {}
     sel.register(wake, selectors.EVENT_READ, None)
+    remaining = set(canaries)
+    dirty = set(canaries)
+    waiting: set[_Canary] = set()
+    next_misc = 0.0
     try:
-        while True:
-            live = [c for c in canaries if not c.done]
-            for c in canaries:
-                if c.done and c.client is not None:
-                    _register(sel, registered, c, None)
-                    c.close()
-            if not live:
+        while remaining:
+            for c in [c for c in waiting if c.poll_connect()]:
+                waiting.discard(c)
+                dirty.add(c)
+            while dirty:
+                batch, dirty = dirty, set()
+                for c in batch:
+                    if c.done:
+                        _register(sel, registered, c, None)
+                        c.close()
+                        remaining.discard(c)
+                        continue
+                    if c.connecting is not None:
+                        waiting.add(c)
+                        continue
+                    sock = c.client.socket() if c.client is not None else None
+                    _register(sel, registered, c, sock)
+                    if sock is not None and c.client.want_write():
+                        client = c.client
+                        client.loop_write()
+                        # a write can run callbacks: done, a new (cleanup) connection, a closed socket
+                        if c.done or c.connecting is not None or c.client is not client or client.socket() is not sock:
+                            dirty.add(c)
+            if not remaining:
                 return
-            for c in live:
-                if not c.poll_connect() or c.done:
-                    continue
-                sock = c.client.socket() if c.client is not None else None
-                _register(sel, registered, c, sock)
-                if c.client is not None and sock is not None and c.client.want_write():
-                    c.client.loop_write()
-            # a callback during the writes may have opened a new connection (cleanup) or queued packets
-            busy = any(c.done or (c.connecting is None and c.client is not None and
-                                  (registered.get(c, (None,))[0] is not c.client.socket() or c.client.want_write())) for c in live)
-            for key, _mask in sel.select(timeout=0 if busy else poll):
+            for key, _mask in sel.select(timeout=poll):
                 c = key.data
                 if c is None:
                     try:
-                        wake.recv(4096)
+                        wake.recv(65536)
                     except (BlockingIOError, InterruptedError):
                         pass
                     continue
-                if c.done or c.client is None:
+                if c.done or c.client is None or c.connecting is not None:
                     continue
                 c.client.loop_read()
-                sock = c.client.socket()
+                sock = c.client.socket() if c.client is not None else None
                 while sock is not None and hasattr(sock, "pending") and sock.pending() and not c.done:
                     c.client.loop_read()
+                dirty.add(c)
             now = time.perf_counter()
-            for c in live:
-                if c.done:
-                    continue
-                if c.connecting is None and c.client is not None and c.client.socket() is not None:
-                    c.client.loop_misc()
-                if not c.done and now > c.deadline:
-                    c.on_deadline()
-            for c in [c for c in registered if c.done]:
-                _register(sel, registered, c, None)
-            for c in live:
-                if c.done:
-                    c.close()
+            if now >= next_misc:
+                next_misc = now + poll
+                for c in list(remaining):
+                    if not c.done and c.connecting is None and c.client is not None and c.client.socket() is not None:
+                        c.client.loop_misc()
+                        if c.client is not None and c.client.want_write():
+                            dirty.add(c)
+                    if not c.done and now > c.deadline:
+                        c.on_deadline()
+                    if c.done:
+                        dirty.add(c)
     finally:
         sel.close()
 
