@@ -82,7 +82,10 @@ def _wait_port(host: str, port: int, deadline: float) -> None:
 
 class StandinLab:
     def __init__(self, nodes: int = 2, connect_timeout: float = 30.0, broker_conf: str = "",
-                 mosquitto_users: dict[str, str] | None = None, acl: str | None = None, base: str | None = None):
+                 mosquitto_users: dict[str, str] | None = None, acl: str | None = None, base: str | None = None,
+                 broker_addr: str | None = None):
+        """``broker_addr``: run Mosquitto on this address (e.g. the distribution lab's bridge) instead of
+        ``<base>.250``; ``nodes=0`` runs only the broker."""
         self.n = nodes
         self.connect_timeout = connect_timeout
         self.broker_conf_extra = broker_conf
@@ -97,7 +100,8 @@ class StandinLab:
         os.chmod(self.key_file, 0o600)
         self.nodes: list[StandinNode] = []
         self.broker: subprocess.Popen | None = None
-        self.broker_addr = ""
+        self.broker_addr = broker_addr or ""
+        self.fixed_broker_addr = broker_addr
         self.broker_ports = (0, 0)
 
     # -------------------------------------------------------------- lifecycle
@@ -114,9 +118,11 @@ class StandinLab:
 
     def up(self) -> None:
         last = None
-        for _attempt in range(5):
+        for attempt in range(5):
+            if attempt:
+                time.sleep(0.2 * attempt)  # e.g. a bridge address that is still coming up
             base = self.base or f"127.{random.randint(100, 250)}.{random.randint(0, 255)}"
-            self.broker_addr = f"{base}.250"
+            self.broker_addr = self.fixed_broker_addr or f"{base}.250"
             try:
                 self._start_broker()
                 break

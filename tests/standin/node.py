@@ -384,6 +384,8 @@ class Node:
                 return 401, b"", None, {"www-authenticate": 'Authorization realm="VerneMQ"'}
             if path == "/api/v1/session/show":
                 return 200, await self.session_show(url.query), js, {}
+            if path == "/api/v1/cluster/show" and self.a.cluster_show_url:
+                return await self.proxy_cluster_show(headers)
             if path == "/api/v1/cluster/show":
                 table = [{"Node": self.name, "Running": True}] + [
                     {"Node": p, "Running": bool(up)} for p, up in self.peer_up.items()]
@@ -400,6 +402,29 @@ class Node:
                 return 200, _dumps({"table": rows, "type": "table"}), js, {}
             return 404, b"", None, {}
         return 404, b"", None, {}
+
+    async def proxy_cluster_show(self, headers: dict[str, str]):
+        """The real cluster view of an Erlang node next to us (the distribution lab), auth passed through."""
+        u = urllib.parse.urlsplit(self.a.cluster_show_url)
+        try:
+            r, w = await asyncio.wait_for(asyncio.open_connection(u.hostname, u.port or 80), 2)
+        except (OSError, asyncio.TimeoutError):
+            return 503, b"", None, {}
+        try:
+            auth = "".join(f"{k}: {headers[k]}\r\n" for k in ("authorization", "x-api-key") if k in headers)
+            w.write(f"GET {u.path} HTTP/1.1\r\nHost: {u.hostname}\r\n{auth}Connection: close\r\n\r\n".encode())
+            await w.drain()
+            raw = await asyncio.wait_for(r.read(), 5)
+        finally:
+            w.close()
+        head, _, body = raw.partition(b"\r\n\r\n")
+        status = int(head.split(b" ", 2)[1])
+        extra = {}
+        for line in head.split(b"\r\n")[1:]:
+            k, _, v = line.decode("latin-1").partition(":")
+            if k.lower() == "www-authenticate":
+                extra[k.lower()] = v.strip()
+        return status, body, ("application/json" if body else None), extra
 
     async def session_show(self, query: str) -> bytes:
         filters, cols, limit = parse_session_query(query)
@@ -529,6 +554,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--api-key-file")
     p.add_argument("--connect-timeout", type=float, default=30.0, help="seconds a socket may stay without CONNECT")
     p.add_argument("--peer-interval", type=float, default=0.5)
+    p.add_argument("--cluster-show-url", help="answer /api/v1/cluster/show from this URL (a real Erlang node's view)")
     args = p.parse_args(argv)
     try:
         asyncio.run(amain(args))
