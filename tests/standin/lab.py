@@ -83,7 +83,7 @@ def _wait_port(host: str, port: int, deadline: float) -> None:
 class StandinLab:
     def __init__(self, nodes: int = 2, connect_timeout: float = 30.0, broker_conf: str = "",
                  mosquitto_users: dict[str, str] | None = None, acl: str | None = None, base: str | None = None,
-                 broker_addr: str | None = None):
+                 broker_addr: str | None = None, node_names: str = "VerneMQ{i}@{addr}"):
         """``broker_addr``: run Mosquitto on this address (e.g. the distribution lab's bridge) instead of
         ``<base>.250``; ``nodes=0`` runs only the broker."""
         self.n = nodes
@@ -102,6 +102,7 @@ class StandinLab:
         self.broker: subprocess.Popen | None = None
         self.broker_addr = broker_addr or ""
         self.fixed_broker_addr = broker_addr
+        self.node_names = node_names
         self.broker_ports = (0, 0)
 
     # -------------------------------------------------------------- lifecycle
@@ -134,7 +135,7 @@ class StandinLab:
                     raise
         else:
             raise StandinError(f"could not start mosquitto on any loopback block: {last}")
-        names = [f"VerneMQ{i + 1}@{base}.{i + 1}" for i in range(self.n)]
+        names = [self.node_names.format(i=i + 1, addr=f"{base}.{i + 1}") for i in range(self.n)]
         self.nodes = []
         for i in range(self.n):
             addr = f"{base}.{i + 1}"

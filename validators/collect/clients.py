@@ -326,3 +326,168 @@ def load_replay(phases: Iterable[str | Path]) -> Facts:
                   "clients.canaries": NotApplicable("replay of captured answers: no canary was run"),
                   "clients.heartbeat": NotApplicable("replay of captured answers: no heartbeat was run"),
                   "clients.service": NotApplicable("replay of captured answers: no Service facts")})
+
+
+# --------------------------------------------------------------------------- live cluster (Kubernetes)
+
+class PodProxyHttp:
+    """NodeHttp's interface through the API server's pod proxy (works from outside the cluster).
+
+    ``GET /api/v1/namespaces/NS/pods/POD:PORT/proxy/PATH``; the API key travels as ``x-api-key``
+    (the Authorization header belongs to the API server), which VerneMQ 2.1 accepts as well.
+    """
+
+    def __init__(self, kube: Any, namespace: str, pod: str, port: int, api_key: str | None = None):
+        from ..core import redact
+
+        self.kube, self.namespace, self.pod, self.port = kube, namespace, pod, port
+        self.api_key = api_key
+        self.key_header = True
+        self.base_url = f"pod {namespace}/{pod}:{port} (API server proxy)"
+        redact.register(api_key)
+
+    def _call(self, path: str, auth: bool):
+        """The RESTResponse (body not read yet) of GET ``path`` on the pod, through the API server."""
+        ac = self.kube.api_client
+        url = f"/api/v1/namespaces/{self.namespace}/pods/{self.pod}:{self.port}/proxy{path}"
+        # VerneMQ's flags ("--node", "--limit=5") stay verbatim in the path: query_params would add "="
+        headers = {"x-api-key": self.api_key} if auth and self.api_key else {}
+        method, full, hdrs, body, post = ac.param_serialize("GET", url, header_params=headers,
+                                                            auth_settings=["BearerToken"])
+        return ac.call_api(method, full, header_params=hdrs, body=body, post_params=post,
+                           _request_timeout=self.kube.timeout)
+
+    def _why(self, path: str, status: int) -> HttpFailure:
+        why = ("401 Unauthorized: the API key is missing or has the wrong scope (needs mgmt for /api/v1)"
+               if status == 401 else f"HTTP {status}")
+        if status in (403, 404, 503):
+            why += " (from the API server or the pod: check RBAC for pods/proxy and that the pod is ready)"
+        return HttpFailure(f"GET {path} on {self.base_url}: {why}", status)
+
+    def _failure(self, exc: BaseException, path: str) -> HttpFailure:
+        from .kubeclient import explain_error
+
+        try:
+            return HttpFailure(explain_error(exc, f"{path} on {self.base_url}"))
+        except Exception:  # noqa: BLE001 - explain_error re-raises what it does not know
+            return HttpFailure(f"GET {path} on {self.base_url}: {type(exc).__name__}")
+
+    def get(self, path: str, auth: bool = False, ok: tuple[int, ...] = (200,)) -> tuple[int, bytes]:
+        try:
+            resp = self._call(path, auth)
+            status, body = resp.status, resp.read()
+        except Exception as exc:  # noqa: BLE001 - mapped to a reason
+            raise self._failure(exc, path) from None
+        if status not in ok:
+            raise self._why(path, status)
+        return status, body
+
+    def get_json(self, path: str, auth: bool = False, ok: tuple[int, ...] = (200,)) -> Any:
+        return self.get_json_status(path, auth, ok)[1]
+
+    def get_json_status(self, path: str, auth: bool = False, ok: tuple[int, ...] = (200,)) -> tuple[int, Any]:
+        import json
+
+        status, body = self.get(path, auth, ok)
+        try:
+            return status, json.loads(body)
+        except ValueError:
+            raise HttpFailure(f"GET {path} on {self.base_url}: the answer is not JSON", status) from None
+
+    def stream(self, path: str, auth: bool = False, chunk: int = 1 << 20):
+        try:
+            resp = self._call(path, auth)
+        except Exception as exc:  # noqa: BLE001
+            raise self._failure(exc, path) from None
+        if resp.status != 200:
+            resp.read()
+            raise self._why(path, resp.status)
+        raw = resp.response
+
+        def chunks():
+            try:
+                while True:
+                    data = raw.read(chunk)
+                    if not data:
+                        return
+                    yield data
+            except Exception as exc:  # noqa: BLE001
+                raise self._failure(exc, path) from None
+            finally:
+                raw.release_conn()
+
+        return chunks()
+
+
+def _kube_json(kube: Any, path: str, query: dict[str, str] | None = None) -> Any:
+    import json
+
+    ac = kube.api_client
+    method, url, headers, body, post = ac.param_serialize("GET", path, query_params=list((query or {}).items()),
+                                                          auth_settings=["BearerToken"])
+    resp = ac.call_api(method, url, header_params=headers, body=body, post_params=post,
+                       _request_timeout=kube.timeout)
+    data = resp.read()
+    if not 200 <= resp.status <= 299:
+        from kubernetes.client.exceptions import ApiException
+
+        raise ApiException(status=resp.status, reason=resp.reason)
+    return json.loads(data)
+
+
+_PROBE_WORDS = ("probe", "health")
+
+
+def service_facts(services: list[Mapping[str, Any]], pod_labels: list[Mapping[str, str]],
+                  mqtt_port: int = 1883) -> ServiceFacts | NotApplicable:
+    """The client Service in front of the pods: not headless, selects the pods, exposes the MQTT port.
+
+    A LoadBalancer one wins over ClusterIP/NodePort (it is the one whose probes reach the pods).
+    """
+    candidates = []
+    for svc in services:
+        spec = svc.get("spec") or {}
+        sel = spec.get("selector") or {}
+        if spec.get("clusterIP") == "None" or not sel:
+            continue
+        if not any(all(lbl.get(k) == v for k, v in sel.items()) for lbl in pod_labels):
+            continue
+        ports = spec.get("ports") or []
+        if not any(p.get("name") == "mqtt" or p.get("targetPort") in (mqtt_port, "mqtt") or p.get("port") == mqtt_port
+                   for p in ports):
+            continue
+        candidates.append(svc)
+    if not candidates:
+        return NotApplicable("no Service selects the VerneMQ pods on the MQTT port")
+    candidates.sort(key=lambda s: ((s.get("spec") or {}).get("type") != "LoadBalancer", s["metadata"]["name"]))
+    svc = candidates[0]
+    spec = svc.get("spec") or {}
+    ann = {k: v for k, v in (svc["metadata"].get("annotations") or {}).items()
+           if any(w in k.lower() for w in _PROBE_WORDS)}
+    return ServiceFacts(name=svc["metadata"]["name"], type=spec.get("type", "ClusterIP"),
+                        external_traffic_policy=spec.get("externalTrafficPolicy"),
+                        health_check_node_port=spec.get("healthCheckNodePort"), probe_annotations=ann)
+
+
+def kube_sources(kube: Any, namespace: str, selector: str, in_cluster: bool, timeout: float
+                 ) -> tuple[ClusterSpec, dict[str, Any], dict[str, Any], Any]:
+    """(spec, HTTP client per node, meta, Service facts) for the release's pods."""
+    from .kube_targets import targets_from_kube
+    from .kubeclient import explain_error
+
+    spec, meta = targets_from_kube(kube, namespace, selector, transport="direct")
+    if in_cluster:
+        clients: dict[str, Any] = node_clients(spec, timeout)
+    else:
+        clients = {}
+        for n in spec.nodes:
+            port = int((n.http or "http://x:8888").rsplit(":", 1)[1].split("/")[0])
+            clients[n.name] = PodProxyHttp(kube, namespace, n.pod or n.host, port, spec.api_key)
+    try:
+        svcs = _kube_json(kube, f"/api/v1/namespaces/{namespace}/services").get("items") or []
+        pods = _kube_json(kube, f"/api/v1/namespaces/{namespace}/pods", {"labelSelector": selector}).get("items") or []
+        service: ServiceFacts | NotApplicable = service_facts(svcs, [(p.get("metadata") or {}).get("labels") or {}
+                                                                      for p in pods])
+    except Exception as exc:  # noqa: BLE001 - a missing permission is a reason, not a crash
+        service = Unavailable(explain_error(exc, f"services in {namespace}"))
+    return spec, clients, meta, service

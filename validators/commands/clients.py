@@ -4,6 +4,8 @@
     vmq-validate clients --targets cluster.yaml --canary              # + a paho canary through every listener
     vmq-validate clients --targets cluster.yaml --entry lb=tcp://20.1.2.3:1883 --entry wss://mqtt.example.com/mqtt
     vmq-validate clients --targets cluster.yaml --canary --heartbeat 5m --interval 2
+    vmq-validate clients --context C --namespace NS --release R      # pods via the API server proxy
+    vmq-validate clients --in-cluster --namespace NS --release R --canary   # from a Job: pod IPs, canaries
     vmq-validate clients --replay DIR [DIR ...]                       # captured answers, one sample per DIR
 """
 
@@ -93,6 +95,14 @@ class Clients(ReportCommand):
                          help="targets file (the same as `distribution`); the API key by api_key_env/api_key_file")
         src.add_argument("--replay", nargs="+", metavar="DIR",
                          help="captured answers: one directory per sample, oldest first (nodeN_status.json, ...)")
+        src.add_argument("--context", help="kube context (required for a cluster; never implicit)")
+        src.add_argument("--kubeconfig", metavar="FILE", help="kubeconfig file")
+        src.add_argument("--in-cluster", action="store_true",
+                         help="use the pod's service account and reach the pods by IP (a Job); enables --canary "
+                              "on the pods' listeners")
+        src.add_argument("--namespace", help="namespace of the release")
+        src.add_argument("--release", help="Helm release: selects app.kubernetes.io/instance=RELEASE")
+        src.add_argument("--selector", help="label selector of the VerneMQ pods (overrides --release)")
         s = parser.add_argument_group("sampling")
         s.add_argument("--samples", type=int, default=2, metavar="N",
                        help="times every node is read; counters are compared between them (2)")
@@ -126,10 +136,33 @@ class Clients(ReportCommand):
         return CanaryOptions(timeout=args.timeout, username=args.canary_user, password=password,
                              ca_file=args.canary_ca, insecure=args.canary_insecure)
 
+    def _source(self, args: argparse.Namespace):
+        """(spec, HTTP client per node, meta, service facts, entries from the nodes allowed)."""
+        if args.targets:
+            spec = load_targets(args.targets, need_cookie=False)
+            clients = collect.node_clients(spec, args.timeout)
+            meta = {"source": "targets", "targets": args.targets}
+            return spec, clients, meta, NotApplicable("the targets file names no Service"), True
+        from ..collect.kubeclient import connect
+
+        if not args.namespace:
+            raise InputError("--namespace", "is required with a Kubernetes source.", "pass --namespace NS.")
+        if not (args.release or args.selector):
+            raise InputError("--release", "a release or a selector is required.", "pass --release R (or --selector).")
+        kube = connect(args.kubeconfig, args.context, in_cluster=args.in_cluster)
+        selector = args.selector or f"app.kubernetes.io/name=vernemq,app.kubernetes.io/instance={args.release}"
+        spec, clients, kmeta, service = collect.kube_sources(kube, args.namespace, selector, args.in_cluster,
+                                                             args.timeout)
+        meta = {"source": "kubernetes", "context": kube.context, "namespace": args.namespace, "selector": selector,
+                "http": "pod IPs" if args.in_cluster else "API server pod proxy", **kmeta}
+        return spec, clients, meta, service, args.in_cluster
+
     def collect(self, args: argparse.Namespace) -> tuple[Facts, dict[str, Any]]:
-        if bool(args.targets) == bool(args.replay):
-            raise InputError("--targets/--replay", "give exactly one source.",
-                             "pass --targets FILE for a live cluster or --replay DIR... for captured answers.")
+        sources = [bool(args.targets), bool(args.replay), bool(args.context or args.in_cluster)]
+        if sum(sources) != 1:
+            raise InputError("--targets/--context/--replay", "give exactly one source.",
+                             "pass --targets FILE, --context C (or --in-cluster) with --namespace and --release, "
+                             "or --replay DIR... for captured answers.")
         if not 1 <= args.samples <= 100:
             raise InputError("--samples", f"{args.samples} is out of range.", "use 1 to 100.")
         if not 0 < args.timeout <= 120:
@@ -147,8 +180,11 @@ class Clients(ReportCommand):
             return collect.load_replay(args.replay), {"source": "replay", "samples": len(args.replay),
                                                       "replay": list(args.replay)}
 
-        spec = load_targets(args.targets, need_cookie=False)
+        spec, clients, meta, service, node_entries_ok = self._source(args)
         if args.canary:
+            if not node_entries_ok:
+                raise InputError("--canary", "the pods' own listeners are not reachable from outside the cluster.",
+                                 "run with --in-cluster (as a Job), or name the LoadBalancer/Ingress with --entry URL.")
             entries = node_entries(spec) + entries
             if not entries:
                 raise InputError("--canary", "the targets file names no mqtt/mqtts/ws/wss URL.",
@@ -161,19 +197,11 @@ class Clients(ReportCommand):
         if heartbeat_s is not None and not 0 < hb_interval <= heartbeat_s:
             raise InputError("--interval", f"{args.interval} does not fit into --heartbeat {args.heartbeat}.",
                              "use an interval shorter than the heartbeat.")
-
-        clients = collect.node_clients(spec, args.timeout)
         if args.key_header:
             for http in clients.values():
                 http.key_header = True
         observer = session_observer(clients) if spec.api_key else None
         done: dict[str, Any] = {}
-
-        def exercise(_i: int = 0) -> None:
-            if entries and "canaries" not in done:
-                done["canaries"] = run_canaries(entries, opts, observer)
-            if heartbeat_s is not None and "heartbeat" not in done:
-                done["heartbeat"] = run_heartbeat(entries, heartbeat_s, hb_interval, opts)
 
         samples = []
         for i in range(args.samples):
@@ -181,16 +209,19 @@ class Clients(ReportCommand):
                 time.sleep(interval)
             samples.append(collect.sample_cluster(clients, f"sample {i + 1}", bool(spec.api_key),
                                                   args.session_limit))
-            if i == 0:
-                exercise()
+            if i == 0 and entries:
+                # between the first and the second sample, so the second one sees the cluster after them
+                done["canaries"] = run_canaries(entries, opts, observer)
+                if heartbeat_s is not None:
+                    done["heartbeat"] = run_heartbeat(entries, heartbeat_s, hb_interval, opts)
         facts = Facts({"clients.samples": samples, "clients.expected": [n.name for n in spec.nodes],
-                       "clients.service": NotApplicable("the targets file names no Service")})
-        facts.set("clients.canaries", done.get("canaries") if entries else
+                       "clients.service": service})
+        facts.set("clients.canaries", done["canaries"] if entries else
                   NotApplicable("no canary asked for (--canary or --entry)"))
-        facts.set("clients.heartbeat", done.get("heartbeat") if heartbeat_s is not None else
+        facts.set("clients.heartbeat", done["heartbeat"] if heartbeat_s is not None else
                   NotApplicable("no heartbeat asked for (--heartbeat DURATION)"))
-        meta = {"source": "targets", "targets": args.targets, "nodes": len(spec.nodes), "samples": args.samples,
-                "api_key_given": bool(spec.api_key), "entries": [e.url for e in entries]}
+        meta.update(nodes=len(spec.nodes), samples=args.samples, api_key_given=bool(spec.api_key),
+                    entries=[e.url for e in entries])
         return facts, meta
 
 
