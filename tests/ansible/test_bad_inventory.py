@@ -53,13 +53,18 @@ def _run(playbook, extra, kubeconfig, workdir, inventory="inventories/kind"):
 @pytest.fixture(scope="module")
 def refused(tmp_path_factory):
     """Every case, run concurrently, each against its own recording fake API server."""
+    workdirs = {name: tmp_path_factory.mktemp("bad") for name in CASES}  # made here: mktemp is not thread-safe
+
     def one(name):
         playbook, extra, _expected = CASES[name]
-        with FakeKube([]) as kube:
-            work = tmp_path_factory.mktemp("bad")
-            cfg = kube.write_kubeconfig(work / "kubeconfig", context="tripwire")
-            res = _run(playbook, extra, str(cfg), work)
-            return res, list(kube.requests)
+        try:
+            with FakeKube([]) as kube:
+                work = workdirs[name]
+                cfg = kube.write_kubeconfig(work / "kubeconfig", context="tripwire")
+                res = _run(playbook, extra, str(cfg), work)
+                return res, list(kube.requests)
+        except Exception as exc:  # noqa: BLE001 - reported by the case's own test
+            return exc, []
     with ThreadPoolExecutor(max_workers=4) as pool:
         return dict(zip(sorted(CASES), pool.map(one, sorted(CASES))))
 
@@ -75,6 +80,8 @@ def tripwire(tmp_path_factory):
 def test_bad_value_is_refused_before_any_cluster_call(case, refused):
     _playbook, _extra, expected = CASES[case]
     res, requests = refused[case]
+    if isinstance(res, Exception):
+        raise res
     out = res.stdout + res.stderr
     assert res.returncode != 0, out[-3000:]
     assert expected in " ".join(out.split()), out[-3000:]
