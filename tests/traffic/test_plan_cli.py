@@ -134,3 +134,17 @@ def test_literal_cookie_in_a_manifest_is_registered_with_the_redactor(tmp_path):
         assert "LiteralCookie42" not in render(report, "json")
     finally:
         redact.clear()
+
+
+def test_short_or_public_secret_values_do_not_garble_the_report(tmp_path):
+    from validators.core import redact
+    from validators.report import render
+
+    f = tmp_path / "m.yaml"
+    f.write_text(RELEASE.read_text() + "---\napiVersion: v1\nkind: Secret\nmetadata: {name: k}\n"
+                 "stringData: {username: r-vernemq, password: mqtt, tls.crt: TRAFFIC-001-LOOKALIKE}\n")
+    try:
+        out = render(execute(["plan", "-f", str(f), "-n", "mqtt", "--release", "r"]), "text")
+        assert "Service mqtt/r-vernemq" in out and "TRAFFIC-001" in out and redact.MASK not in out
+    finally:
+        redact.clear()

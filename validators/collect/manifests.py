@@ -286,26 +286,40 @@ def normalize(objs: Iterable[tuple[str, str, dict]], namespace: str) -> list[dic
 
 
 _SECRET_WORDS = ("COOKIE", "PASSWORD", "SECRET", "TOKEN", "API_KEY", "APIKEY", "PRIVATE")
+#: Secret keys that hold public material (certificates, user names), not secrets
+_PUBLIC_KEYS = {"ca.crt", "tls.crt", "username", "user"}
 
 
 def register_secrets(objects: Iterable[Mapping[str, Any]]) -> None:
     """Register with the redactor every secret value the objects carry: Secret ``data`` (decoded)
-    and ``stringData``, and literal env values whose name looks like a secret (a cookie written
-    straight into a manifest). The facts never need these values; this keeps them out of every
-    rendered report even if some evidence were to quote an object."""
+    and ``stringData`` (except certificates and user names), and literal env values whose name
+    looks like a secret (a cookie written straight into a manifest); values shorter than 8
+    characters are left out (masking them would garble ordinary words). The facts never need these
+    values; this keeps them out of every rendered report even if some evidence were to quote an
+    object."""
     import base64
     import binascii
 
+    def reg(value: Any) -> None:
+        # short values ("admin", "mqtt") would mask ordinary words all over the report; they never
+        # reach the facts anyway
+        text = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+        if len(text.strip()) >= 8:
+            redact.register(text)
+
     for o in objects:
         if o.get("kind") == "Secret":
-            for v in (o.get("stringData") or {}).values():
-                redact.register(str(v))
-            for v in (o.get("data") or {}).values():
+            for k, v in (o.get("stringData") or {}).items():
+                if k not in _PUBLIC_KEYS:
+                    reg(v)
+            for k, v in (o.get("data") or {}).items():
+                if k in _PUBLIC_KEYS:
+                    continue
                 try:
-                    redact.register(base64.b64decode(str(v), validate=True))
+                    reg(base64.b64decode(str(v), validate=True))
                 except (binascii.Error, ValueError):
-                    redact.register(str(v))
-                redact.register(str(v))
+                    pass
+                reg(v)
             continue
         spec = o.get("spec") or {}
         pod_specs = [spec] + [((spec.get("template") or {}).get("spec") or {})] + \
@@ -315,7 +329,7 @@ def register_secrets(objects: Iterable[Mapping[str, Any]]) -> None:
                 for e in c.get("env") or []:
                     name = str(e.get("name", "")).upper()
                     if e.get("value") and any(w in name for w in _SECRET_WORDS):
-                        redact.register(str(e["value"]))
+                        reg(e["value"])
 
 
 def plan_facts(objects: list[dict], scope_fact: dict[str, Any]) -> Facts:
