@@ -148,3 +148,14 @@ def test_short_or_public_secret_values_do_not_garble_the_report(tmp_path):
         assert "Service mqtt/r-vernemq" in out and "TRAFFIC-001" in out and redact.MASK not in out
     finally:
         redact.clear()
+
+
+@pytest.mark.parametrize("options,needle", [
+    ("TRAFFIC-011: {options: {client_sources: [nonsense]}}", "checks.TRAFFIC-011.options.client_sources"),
+    ("TRAFFIC-014: {options: {api_server: [10.0.0.1]}}", "checks.TRAFFIC-014.options.api_server"),
+])
+def test_bad_traffic_options_are_input_errors(capsys, tmp_path, options, needle):
+    pol = tmp_path / "p.yaml"
+    pol.write_text(f"checks:\n  {options}\n")
+    code, out, err = run(capsys, ["plan", "-f", str(RELEASE), "-n", "mqtt", "--release", "r", "--policy", str(pol)])
+    assert code == 2 and needle in err and "Fix:" in err

@@ -19,7 +19,7 @@ from ..collect.kubeclient import connect
 from ..core.errors import InputError
 from ..core.model import Facts
 from .base import ReportCommand
-from .plan import add_scope_arguments
+from .plan import add_scope_arguments, check_options
 
 
 class Cluster(ReportCommand):
@@ -41,6 +41,7 @@ class Cluster(ReportCommand):
             raise InputError("--namespace", "is required for a live cluster.", "pass --namespace NS.")
         if args.timeout <= 0:
             raise InputError("--timeout", f"{args.timeout:g} is not positive.", "use e.g. --timeout 20.")
+        check_options(args)
         sc = manifests.scope(args.namespace, args.release, args.selector, "live")
         kube = connect(args.kubeconfig, args.context, args.in_cluster, timeout=(5, args.timeout))
         facts = kube_traffic.collect(kube, args.namespace, sc)

@@ -20,6 +20,16 @@ from ..core.model import Facts
 from .base import ReportCommand
 
 
+def check_options(args: argparse.Namespace) -> None:
+    """Bad traffic-check options in --policy are input errors (exit 2), found before collecting."""
+    from ..checks.traffic.netpol import validate_options
+    from ..core.policy import Policy
+    from ..core.registry import by_category
+
+    policy = Policy.load(getattr(args, "policy", None))
+    validate_options({spec.id: policy.options(spec) for spec in by_category("traffic")})
+
+
 def add_scope_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("release")
     g.add_argument("-n", "--namespace", help="namespace of the release (plan: also the default for objects "
@@ -39,6 +49,7 @@ class Plan(ReportCommand):
         add_scope_arguments(parser)
 
     def collect(self, args: argparse.Namespace) -> tuple[Facts, dict[str, Any]]:
+        check_options(args)
         return manifests.collect(args.file, args.namespace, args.release, args.selector, stdin=sys.stdin)
 
 

@@ -76,6 +76,27 @@ def _is_net(text: str) -> bool:
         return False
 
 
+def validate_options(options: Mapping[str, Mapping[str, Any]]) -> None:
+    """Raise InputError (exit 2, before anything is collected) for option values the checks could
+    not use: ``options`` maps check ID -> its merged options (Policy.options)."""
+    for cid, key in (("TRAFFIC-011", "client_sources"), ("TRAFFIC-011", "ingress_controller"),
+                     ("TRAFFIC-013", "probe_ip"), ("TRAFFIC-014", "dns")):
+        values = options.get(cid, {}).get(key)
+        for v in values if isinstance(values, list) else [values]:
+            if v:
+                endpoint_spec(str(v), {}, f"--policy: checks.{cid}.options.{key}")
+    for v in options.get("TRAFFIC-014", {}).get("api_server") or []:
+        host, _, port = str(v).rpartition(":")
+        try:
+            Endpoint.external(host)
+            ok = port.isdigit() and 1 <= int(port) <= 65535
+        except ValueError:
+            ok = False
+        if not ok:
+            raise InputError("--policy: checks.TRAFFIC-014.options.api_server", f"{v!r} is not IP:PORT.",
+                             "write e.g. 10.0.0.1:443.")
+
+
 def _deciders(verdicts) -> list[str]:
     return sorted({p for v in verdicts for p in v.deciding_policies()})
 
