@@ -215,6 +215,9 @@ def _fast_rows(r: _Reader, decode, index: int, by_node: dict, online_at: dict, d
         node = row.get("node")
         if type(cid) is not str or type(online) is not bool or type(node) is not str or "@" not in node:
             break
+        om = row.get("offline_messages")
+        if om is not None and type(om) is not int:
+            break
         counts = by_node.get(node)
         if counts is None:
             counts = by_node[node] = NodeSessions()
@@ -226,9 +229,6 @@ def _fast_rows(r: _Reader, decode, index: int, by_node: dict, online_at: dict, d
                 if node not in nodes:
                     nodes.append(node)
         else:
-            om = row.get("offline_messages")
-            if om is not None and type(om) is not int:
-                break
             counts.offline += 1
             if om:
                 counts.offline_messages += om
@@ -254,6 +254,9 @@ def _count(row: Any, index: int, by_node: dict, online_at: dict, dups: dict, sum
         summary.has_node = False
     elif type(node) is not str or "@" not in node:
         raise ParseError(WHAT, f"table[{index}].node", f"expected an Erlang node name, got {node!r:.60}")
+    om = row.get("offline_messages")
+    if om is not None and type(om) is not int:
+        raise ParseError(WHAT, f"table[{index}].offline_messages", f"expected a whole number, got {om!r:.60}")
     counts = by_node.get(node)
     if counts is None:
         counts = by_node[node] = NodeSessions()
@@ -266,10 +269,7 @@ def _count(row: Any, index: int, by_node: dict, online_at: dict, dups: dict, sum
                 nodes.append(node)
     else:
         counts.offline += 1
-        om = row.get("offline_messages")
-        if om is not None:
-            if type(om) is not int:
-                raise ParseError(WHAT, f"table[{index}].offline_messages", f"expected a whole number, got {om!r:.60}")
+        if om:
             counts.offline_messages += om
 
 
