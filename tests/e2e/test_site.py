@@ -61,7 +61,7 @@ def deployed(kube, tmp_path_factory):
 
 
 def test_site_deploys_and_validates(kube, deployed):
-    for cmd in ("plan", "cluster", "distribution"):
+    for cmd in ("plan", "cluster", "distribution", "clients"):
         report = json.loads((ROOT / "artifacts" / "kind" / f"{cmd}.json").read_text())
         assert report["summary"]["failed"] is False, cmd
         assert report["meta"].get("context", kube[0]) == kube[0]
