@@ -8,7 +8,6 @@ Every read goes through :func:`validators.collect.kubeclient.fetch`-style error 
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from ..core.model import Facts, Unavailable
@@ -17,22 +16,8 @@ from .manifests import register_secrets
 
 
 def get_json(kube: Kube, path: str, query: dict[str, str] | None = None) -> Any:
-    """GET ``path`` (with ``query``) and return the decoded JSON. Raises ApiException on HTTP
-    errors, urllib3 errors on timeouts, ValueError on a body that is not JSON.
-
-    Works with the generated client of `kubernetes` >= 31 (param_serialize/call_api)."""
-    from kubernetes.client.exceptions import ApiException
-
-    ac = kube.api_client
-    method, url, headers, body, post = ac.param_serialize(
-        "GET", path, query_params=list((query or {}).items()),
-        header_params={"Accept": "application/json"}, auth_settings=["BearerToken"])
-    resp = ac.call_api(method, url, header_params=headers, body=body, post_params=post,
-                       _request_timeout=kube.timeout)
-    resp.read()
-    if not 200 <= resp.status <= 299:
-        raise ApiException(http_resp=resp)
-    return json.loads(resp.data)
+    """GET ``path`` (with ``query``) and return the decoded JSON (see :meth:`Kube.get_json`)."""
+    return kube.get_json(path, query)
 
 
 #: (fact, API path template, what — for messages); {ns} is the release namespace

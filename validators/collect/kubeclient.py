@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -45,13 +46,27 @@ class Kube:
         from kubernetes import client
         return client.PolicyV1Api(self.api_client)
 
+    def get_raw(self, path: str, query: dict[str, str] | None = None) -> bytes:
+        """GET ``path`` with the run's timeout; the body as bytes. Raises ApiException on HTTP
+        errors and urllib3 errors on timeouts (:func:`explain_error` turns both into a reason).
+
+        Uses the generated client's ``param_serialize`` + ``call_api`` (kubernetes >= 31)."""
+        from kubernetes.client.exceptions import ApiException
+
+        ac = self.api_client
+        method, url, headers, body, post = ac.param_serialize(
+            "GET", path, query_params=list((query or {}).items()),
+            header_params={"Accept": "application/json"}, auth_settings=["BearerToken"])
+        resp = ac.call_api(method, url, header_params=headers, body=body, post_params=post,
+                           _request_timeout=self.timeout)
+        resp.read()
+        if not 200 <= resp.status <= 299:
+            raise ApiException(http_resp=resp)
+        return resp.data
+
     def get_json(self, path: str, query: dict[str, str] | None = None) -> Any:
-        """GET ``path`` and return the decoded JSON, with the run's timeout. Raises on failure."""
-        resp = self.api_client.call_api(
-            path, "GET", query_params=list((query or {}).items()), response_type="object",
-            auth_settings=["BearerToken"], _preload_content=True, _request_timeout=self.timeout,
-            _return_http_data_only=True)
-        return resp
+        """GET ``path`` and decode the JSON; ValueError when the body is not JSON."""
+        return json.loads(self.get_raw(path, query))
 
 
 def connect(kubeconfig: str | None, context: str | None, in_cluster: bool = False,
@@ -106,13 +121,13 @@ def explain_error(exc: BaseException, what: str) -> str:
         if exc.status == 403:
             reason += f" to {what} (see the read-only Role in the docs)"
         return f"cannot read {what}: {reason}"
+    if isinstance(exc, u3.MaxRetryError):
+        exc = exc.reason or exc
+    # urllib3 2 makes NewConnectionError a ConnectTimeoutError: test it first
+    if isinstance(exc, u3.NewConnectionError):
+        return f"cannot read {what}: cannot reach the API server (connection refused or no route)"
     if isinstance(exc, (u3.ReadTimeoutError, u3.ConnectTimeoutError, socket.timeout, TimeoutError)):
         return f"cannot read {what}: the API server did not answer in time"
-    if isinstance(exc, u3.MaxRetryError):
-        inner = exc.reason
-        if isinstance(inner, (u3.ReadTimeoutError, u3.ConnectTimeoutError)):
-            return f"cannot read {what}: the API server did not answer in time"
-        return f"cannot read {what}: cannot reach the API server ({type(inner).__name__})"
     if isinstance(exc, (u3.HTTPError, OSError)):
         return f"cannot read {what}: connection failed ({type(exc).__name__})"
     if isinstance(exc, (ValueError, KeyError, TypeError, AttributeError)):
