@@ -129,3 +129,14 @@ def test_cli_canary_and_heartbeat_through_the_stand_in(tmp_path, capsys, monkeyp
     assert by[("CLIENTS-011", "broker")]["status"] == "fail"
     assert by[("CLIENTS-012", "broker")]["evidence"]["attempts"] == 2
     assert code == 1 and lab.api_key not in out.out + out.err + report.read_text()
+
+
+def test_tls_entry_verifies_the_certificate():
+    with StandinLab(nodes=0, tls=True) as lab:
+        entry = parse_entry("tls=" + lab.broker_url("ssl"))
+        trusted = run_canary(entry, CanaryOptions(timeout=3, ca_file=str(lab.ca_file)))
+        untrusted = run_canary(entry, CanaryOptions(timeout=3))
+        insecure = run_canary(entry, CanaryOptions(timeout=3, insecure=True))
+    assert trusted.completed and insecure.completed, (trusted, insecure)
+    assert untrusted.stage == "" and "TLS handshake" in untrusted.error and "CERTIFICATE_VERIFY_FAILED" in \
+        untrusted.error

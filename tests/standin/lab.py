@@ -83,7 +83,7 @@ def _wait_port(host: str, port: int, deadline: float) -> None:
 class StandinLab:
     def __init__(self, nodes: int = 2, connect_timeout: float = 30.0, broker_conf: str = "",
                  mosquitto_users: dict[str, str] | None = None, acl: str | None = None, base: str | None = None,
-                 broker_addr: str | None = None, node_names: str = "VerneMQ{i}@{addr}"):
+                 broker_addr: str | None = None, node_names: str = "VerneMQ{i}@{addr}", tls: bool = False):
         """``broker_addr``: run Mosquitto on this address (e.g. the distribution lab's bridge) instead of
         ``<base>.250``; ``nodes=0`` runs only the broker."""
         self.n = nodes
@@ -103,6 +103,9 @@ class StandinLab:
         self.broker_addr = broker_addr or ""
         self.fixed_broker_addr = broker_addr
         self.node_names = node_names
+        self.tls = tls
+        self.tls_port = 0
+        self.ca_file: Path | None = None
         self.broker_ports = (0, 0)
 
     # -------------------------------------------------------------- lifecycle
@@ -161,6 +164,11 @@ class StandinLab:
         if hasattr(os, "geteuid") and os.geteuid() == 0:
             # started as root, mosquitto drops to the `mosquitto` user, which cannot read our 0700 temp dir
             lines.append("user root")
+        if self.tls:
+            self.tls_port = free_port(self.broker_addr)
+            self._make_certs()
+            lines += [f"listener {self.tls_port} {self.broker_addr}", f"certfile {self.tmp / 'server.crt'}",
+                      f"keyfile {self.tmp / 'server.key'}", f"cafile {self.ca_file}"]
         if self.users:
             pw = self.tmp / "passwd"
             pw.write_text("")
@@ -188,6 +196,22 @@ class StandinLab:
             raise StandinError(f"mosquitto did not start on {self.broker_addr}: {err}") from None
         if self.broker.poll() is not None:
             raise StandinError("mosquitto exited")
+
+    def _make_certs(self) -> None:
+        """A throw-away CA and a server certificate for the broker address (openssl)."""
+        t = self.tmp
+
+        def ossl(*args: str) -> None:
+            subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=t)
+
+        ossl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=standin-ca",
+             "-keyout", "ca.key", "-out", "ca.crt")
+        ossl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={self.broker_addr}", "-keyout", "server.key",
+             "-out", "server.csr")
+        (t / "san.ext").write_text(f"subjectAltName=IP:{self.broker_addr}\n")
+        ossl("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+             "-days", "2", "-extfile", "san.ext", "-out", "server.crt")
+        self.ca_file = t / "ca.crt"
 
     def start(self, i: int) -> None:
         """Start node i; a port taken between picking and binding is picked again (twice at most)."""
@@ -278,6 +302,8 @@ class StandinLab:
     # -------------------------------------------------------------- helpers
     def broker_url(self, kind: str = "tcp") -> str:
         tcp, ws = self.broker_ports
+        if kind == "ssl":
+            return f"ssl://{self.broker_addr}:{self.tls_port}"
         return f"tcp://{self.broker_addr}:{tcp}" if kind == "tcp" else f"ws://{self.broker_addr}:{ws}/mqtt"
 
     def bare_sockets(self, i: int, kind: str, count: int) -> list[socket.socket]:
