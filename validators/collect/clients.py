@@ -3,12 +3,12 @@
 Two sources give the same fact shapes, so the replay tests exercise the checks exactly as a
 live run does:
 
-* :func:`collect_live` asks every node of a :class:`~validators.collect.targets.ClusterSpec`
-  (targets file, or the pods of a live cluster) for ``/status.json``, ``/metrics``, ``/health``,
+* :func:`sample_cluster` asks every node of a :class:`~validators.collect.targets.ClusterSpec`
+  (targets file, or the pods of a live cluster, see :func:`kube_sources`) for ``/status.json``, ``/metrics``, ``/health``,
   ``/health/listeners_full_cluster``, ``/api/v1/listener/show``, ``/api/v1/cluster/show`` and,
   once per round from the first node that answers, the cluster-wide ``/api/v1/session/show``
   (streamed, with the ``--node`` column so sessions can be attributed to nodes).
-  It does this ``samples`` times, ``sample_interval`` seconds apart, so counters can be compared.
+  The command samples ``--samples`` times, ``--sample-interval`` apart, so counters can be compared.
 * :func:`load_replay` reads captured answers (``tests/fixtures/vernemq/2.1.2/<phase>/``), one
   sample per phase directory, in the order given.
 
@@ -193,25 +193,6 @@ def node_clients(spec: ClusterSpec, timeout: float = 5.0) -> dict[str, NodeHttp]
         url = n.http or f"http://{n.host}:8888"
         out[n.name] = NodeHttp(url, api_key=spec.api_key, timeout=timeout)
     return out
-
-
-def collect_live(spec: ClusterSpec, samples: int = 2, sample_interval: float = 5.0,
-                 session_limit: int = DEFAULT_SESSION_LIMIT, timeout: float = 5.0,
-                 between: Callable[[int], None] | None = None,
-                 sleep: Callable[[float], None] = time.sleep) -> Facts:
-    """Sample the cluster ``samples`` times. ``between(i)`` runs after sample i (the canaries use it)."""
-    clients = node_clients(spec, timeout)
-    with_api = bool(spec.api_key)
-    taken: list[Sample] = []
-    for i in range(samples):
-        if i:
-            sleep(sample_interval)
-        taken.append(sample_cluster(clients, f"sample {i + 1}", with_api, session_limit))
-        if between is not None and i < samples - 1:
-            between(i)
-    facts = Facts({"clients.samples": taken, "clients.expected": [n.name for n in spec.nodes],
-                   "clients.service": NotApplicable("the targets file names no Service")})
-    return facts
 
 
 # --------------------------------------------------------------------------- replay
