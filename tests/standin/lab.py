@@ -198,20 +198,37 @@ class StandinLab:
             raise StandinError("mosquitto exited")
 
     def _make_certs(self) -> None:
-        """A throw-away CA and a server certificate for the broker address (openssl)."""
-        t = self.tmp
+        """A throw-away CA and a server certificate for the broker address (``cryptography``, in the lock)."""
+        import datetime
+        import ipaddress
 
-        def ossl(*args: str) -> None:
-            subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=t)
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.x509.oid import NameOID
 
-        ossl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=standin-ca",
-             "-keyout", "ca.key", "-out", "ca.crt")
-        ossl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={self.broker_addr}", "-keyout", "server.key",
-             "-out", "server.csr")
-        (t / "san.ext").write_text(f"subjectAltName=IP:{self.broker_addr}\n")
-        ossl("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
-             "-days", "2", "-extfile", "san.ext", "-out", "server.crt")
-        self.ca_file = t / "ca.crt"
+        now = datetime.datetime.now(datetime.timezone.utc)
+        ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+        ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "standin-ca")])
+        ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
+              .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+              .not_valid_after(now + datetime.timedelta(days=2))
+              .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+              .sign(ca_key, hashes.SHA256()))
+        cert = (x509.CertificateBuilder()
+                .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, self.broker_addr)]))
+                .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
+                .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=2))
+                .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(self.broker_addr))]),
+                               critical=False)
+                .sign(ca_key, hashes.SHA256()))
+        pem = serialization.Encoding.PEM
+        (self.tmp / "ca.crt").write_bytes(ca.public_bytes(pem))
+        (self.tmp / "server.crt").write_bytes(cert.public_bytes(pem))
+        (self.tmp / "server.key").write_bytes(key.private_bytes(pem, serialization.PrivateFormat.PKCS8,
+                                                                serialization.NoEncryption()))
+        os.chmod(self.tmp / "server.key", 0o600)
+        self.ca_file = self.tmp / "ca.crt"
 
     def start(self, i: int) -> None:
         """Start node i; a port taken between picking and binding is picked again (twice at most)."""
