@@ -13,6 +13,7 @@ a wildcard listener on VerneMQ's default ports), and the context manager kills e
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import random
@@ -121,6 +122,7 @@ class StandinLab:
         self.down()
 
     def up(self) -> None:
+        atexit.register(self.down)  # also when the test process exits without __exit__
         last = None
         for attempt in range(5):
             if attempt:
@@ -309,6 +311,7 @@ class StandinLab:
             proc.wait(3)
 
     def down(self) -> None:
+        atexit.unregister(self.down)
         for n in self.nodes:
             self._stop(n.proc)
             if n.proc is not None and n.proc.stdout:
