@@ -14,7 +14,7 @@ import pytest
 
 from tests.fakekube import FakeKube
 
-from .helpers import run_playbook
+from .common import run_playbook
 
 CASES = {
     # name: (playbook, extra vars, text the failure must contain)

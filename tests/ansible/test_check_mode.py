@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 import shutil
 
-from .helpers import ROOT, run_playbook
+from .common import ROOT, run_playbook
 
 
 def test_check_mode_runs_the_plan_and_writes_nothing():

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from .helpers import ROOT, run_playbook
+from .common import ROOT, run_playbook
 
 INVENTORIES = ["aks", "generic", "kind"]
 

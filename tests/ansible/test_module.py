@@ -11,7 +11,7 @@ import sys
 import pytest
 import yaml
 
-from .helpers import ROOT
+from .common import ROOT
 
 MODULE = ROOT / "roles" / "vernemq_validate" / "library" / "vmq_validate.py"
 

@@ -18,7 +18,7 @@ import pytest
 from tests.lab import Lab
 from tests.lab.fixtures import require_lab
 
-from .helpers import ROOT, ansible_env, run_playbook, tool
+from .common import ROOT, ansible_env, run_playbook, tool
 
 pytestmark = pytest.mark.slow
 

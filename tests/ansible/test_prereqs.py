@@ -10,7 +10,7 @@ import pytest
 
 from tests.fakekube import RESOURCES, FakeKube
 
-from .helpers import run_playbook
+from .common import run_playbook
 
 LABELS = {"pod-security.kubernetes.io/enforce": "restricted", "pod-security.kubernetes.io/audit": "restricted",
           "pod-security.kubernetes.io/warn": "restricted", "app.kubernetes.io/part-of": "vernemq",

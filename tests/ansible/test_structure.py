@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .helpers import INVENTORIES, PLAYBOOKS, ROOT, run_playbook
+from .common import INVENTORIES, PLAYBOOKS, ROOT, run_playbook
 
 ROLES = sorted(p.name for p in (ROOT / "roles").iterdir() if (p / "tasks").is_dir())
 

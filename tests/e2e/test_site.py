@@ -16,7 +16,7 @@ import subprocess
 
 import pytest
 
-from tests.ansible.helpers import ROOT, ansible_env, run_playbook, tool
+from tests.ansible.common import ROOT, ansible_env, run_playbook, tool
 
 pytestmark = pytest.mark.e2e
 

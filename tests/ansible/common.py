@@ -1,4 +1,4 @@
-"""Helpers to run the toolkit's playbooks the way `make site` does (venv python, the repo's ansible.cfg)."""
+"""Running the toolkit's playbooks the way `make site` does (venv python, the repo's ansible.cfg)."""
 
 from __future__ import annotations
 
