@@ -14,6 +14,7 @@ import shutil
 import subprocess
 
 import pytest
+import yaml
 
 from tests.lab import Lab
 from tests.lab.fixtures import require_lab
@@ -95,10 +96,16 @@ def test_preflight_playbook_blocks_on_a_killed_standin_node(labs, tmp_path):
     _lab, _lt, standin, standin_targets = labs
     f = tmp_path / "extra.json"
     f.write_text(json.dumps({"vernemq_env": "pytest-live-preflight", "vernemq_preflight_targets": str(standin_targets),
-                             "vernemq_preflight_target_version": "2.1.2", "vernemq_preflight_interval": 0,
-                             "vernemq_preflight_disabled_checks": ["PREFLIGHT-006"]}))
+                             "vernemq_preflight_interval": 0, "vernemq_preflight_disabled_checks": ["PREFLIGHT-006"]}))
+    rendered = run_playbook("playbooks/deploy.yml", "-e", f"@{f}")  # plan mode: renders build/<env>/ only
+    assert rendered.returncode == 0, (rendered.stdout + rendered.stderr)[-3000:]
     ok = run_playbook("playbooks/preflight.yml", "-e", f"@{f}")
     assert ok.returncode == 0, (ok.stdout + ok.stderr)[-3000:]
+    # no target version given: the pre-flight takes the image tag of the rendered chart
+    tag = yaml.safe_load((ROOT / "charts" / "vernemq" / "values.yaml").read_text())["image"]["tag"]
+    report = json.loads((ROOT / "artifacts" / "pytest-live-preflight" / "preflight.json").read_text())
+    assert report["meta"]["target_version"] == tag
+    assert [r["status"] for r in report["results"] if r["check"] == "PREFLIGHT-007"] == ["pass"]
     standin.kill(1)
     res = run_playbook("playbooks/preflight.yml", "-e", f"@{f}")
     out = " ".join((res.stdout + res.stderr).split())
