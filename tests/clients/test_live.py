@@ -127,13 +127,13 @@ def test_killed_node_is_missing_with_its_sessions_and_the_netsplit_counted(tmp_p
 
 
 def test_sockets_that_never_connect_rank_the_connect_timeout_first(tmp_path):
-    with StandinLab(nodes=1, connect_timeout=1.0) as lab:
+    with StandinLab(nodes=1, connect_timeout=2.0) as lab:
         n1 = lab.nodes[0]
         spec = load_targets(str(lab.write_targets(tmp_path / "t.yaml")), need_cookie=False)
         clients = node_clients(spec, timeout=3)
         first = lab.bare_sockets(0, "mqtt", 3)
         s1 = sample_cluster(clients, "s1", True)
-        time.sleep(0.5)
+        time.sleep(1.0)  # the second batch times out about 1 s after the first: room for the second sample
         second = lab.bare_sockets(0, "mqtt", 2)
 
         def timed_out():
