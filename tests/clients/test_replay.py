@@ -170,3 +170,13 @@ def test_policy_tolerance_accepts_small_ghosts(vmq_fixtures, tmp_path):
     rep = execute(["clients", "--replay", str(vmq_fixtures / "01_raw_sockets_no_sessions"), "--policy", str(pol)])
     # tolerance does not excuse a negative num_offline: the status page is wrong either way
     assert {r.status for r in rep.results if r.check == "CLIENTS-001"} == {Status.FAIL}
+
+
+def test_listener_show_stands_in_for_missing_metrics(vmq_fixtures, tmp_path):
+    phase = tmp_path / "01"
+    shutil.copytree(vmq_fixtures / "01_raw_sockets_no_sessions", phase)
+    for f in phase.glob("*metrics.prom"):
+        f.unlink()
+    n2 = _by(run_checks("clients", by_category("clients"), load_replay([phase])), "CLIENTS-001")[N2]
+    assert (n2.evidence["tcp_sockets"], n2.evidence["ws_sockets"], n2.evidence["ws_not_upgraded"]) == (0, 3, None)
+    assert n2.status is Status.FAIL and n2.evidence["ghost_sockets"] == 3

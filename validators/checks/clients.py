@@ -152,6 +152,10 @@ def ghost_sockets(facts: Facts, conf: Mapping[str, Any]) -> Iterable[Finding]:
         online_sessions = counts.online if counts is not None else None
         tcp = _int(_counter(obs, "active_mqtt_connections"))
         ws = _int(_counter(obs, "active_mqttws_connections"))
+        if (tcp is None or ws is None) and obs is not None and not isinstance(obs.listeners, Unavailable):
+            # no metrics: listener/show has ranch's numbers (TCP/TLS active, WS/WSS all connections)
+            tcp = sum(lst.active_conns for lst in obs.listeners if lst.type in ("mqtt", "mqtts"))
+            ws = sum(lst.all_conns for lst in obs.listeners if lst.type in ("mqttws", "mqttwss"))
         total = _int(_counter(obs, "total_active_connections"))
         opened, closed = _counter(obs, "socket_open"), _counter(obs, "socket_close")
         ws_not_upgraded = None
