@@ -46,7 +46,7 @@ class Kube:
         from kubernetes import client
         return client.PolicyV1Api(self.api_client)
 
-    def get_raw(self, path: str, query: dict[str, str] | None = None) -> bytes:
+    def get_raw(self, path: str, query: dict[str, str] | None = None, accept: str = "application/json") -> bytes:
         """GET ``path`` with the run's timeout; the body as bytes. Raises ApiException on HTTP
         errors and urllib3 errors on timeouts (:func:`explain_error` turns both into a reason).
 
@@ -56,7 +56,7 @@ class Kube:
         ac = self.api_client
         method, url, headers, body, post = ac.param_serialize(
             "GET", path, query_params=list((query or {}).items()),
-            header_params={"Accept": "application/json"}, auth_settings=["BearerToken"])
+            header_params={"Accept": accept}, auth_settings=["BearerToken"])
         resp = ac.call_api(method, url, header_params=headers, body=body, post_params=post,
                            _request_timeout=self.timeout)
         resp.read()

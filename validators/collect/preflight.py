@@ -169,27 +169,11 @@ def _pod_ready(pod: Mapping[str, Any]) -> bool:
                for c in pod.get("status", {}).get("conditions") or [])
 
 
-def get_raw(kube: Kube, path: str, query: dict[str, str] | None = None) -> bytes:
-    """GET ``path`` through the kube context's client; the body as bytes. Raises ApiException on
-    HTTP errors and urllib3 errors on timeouts (``explain_error`` turns both into a reason)."""
-    from kubernetes.client.exceptions import ApiException
-
-    ac = kube.api_client
-    method, url, headers, body, post = ac.param_serialize(
-        "GET", path, query_params=list((query or {}).items()), auth_settings=["BearerToken"])
-    resp = ac.call_api(method, url, header_params=headers, body=body, post_params=post,
-                       _request_timeout=kube.timeout)
-    resp.read()
-    if not 200 <= resp.status <= 299:
-        raise ApiException(http_resp=resp)
-    return resp.data
-
-
 def collect_kube(kube: Kube, namespace: str, selector: str, target_version: str | None, interval: float,
                  http_port: int = 8888, sleep: Callable[[float], None] = time.sleep) -> Facts:
     def get(path: str, what: str, query: dict[str, str] | None = None) -> Any:
         try:
-            return json.loads(get_raw(kube, path, query))
+            return kube.get_json(path, query)
         except Exception as exc:  # noqa: BLE001 - explain_error maps or re-raises
             return Unavailable(explain_error(exc, what))
 
@@ -245,7 +229,7 @@ def collect_kube(kube: Kube, namespace: str, selector: str, target_version: str 
             def getter(path: str) -> str:
                 url = f"/api/v1/namespaces/{namespace}/pods/{name}:{port}/proxy{path}"
                 try:
-                    return get_raw(kube, url).decode("utf-8", "replace")
+                    return kube.get_raw(url, accept="*/*").decode("utf-8", "replace")
                 except Exception as exc:  # noqa: BLE001
                     raise HttpFailure(explain_error(exc, f"{path} of pod {name} (API server proxy)")) from None
             return getter
