@@ -28,6 +28,8 @@ CASES = {
                                      {"vernemq_values": {"erlangCookie": {"existingSecret": "mine"}}},
                                      "vernemq_values sets erlangCookie.existingSecret"),
     "missing profile": ("playbooks/deploy.yml", {"vernemq_profile": "99-nope"}, "vernemq_profile"),
+    "EULA not accepted": ("playbooks/deploy.yml", {"vernemq_values": {"vernemq": {"acceptEula": False}}},
+                          "vernemq_values.vernemq.acceptEula is not true"),
     "helm timeout": ("playbooks/deploy.yml", {"vernemq_deploy_helm_timeout": "soon"}, "vernemq_deploy_helm_timeout"),
     "pod security level": ("playbooks/deploy.yml", {"vernemq_prereqs_pod_security_level": "strict"},
                            "vernemq_prereqs_pod_security_level"),
@@ -106,3 +108,14 @@ def test_control_a_good_cluster_inventory_does_reach_the_cluster(tripwire, tmp_p
     assert len(kube.requests) > before
     paths = [p for _m, p, _q in kube.requests[before:]]
     assert any(p.startswith("/api/v1/namespaces/vernemq/pods") for p in paths), paths
+
+
+def test_control_an_accepted_eula_passes_the_deploy_checks(tripwire, tmp_path):
+    """The kind inventory accepts the EULA: deploy.yml gets past its input checks and calls the cluster."""
+    kube, cfg = tripwire
+    before = len(kube.requests)
+    res = _run("playbooks/deploy.yml", {}, cfg, tmp_path)
+    out = " ".join((res.stdout + res.stderr).split())
+    assert "acceptEula is not true" not in out, out[-2000:]
+    assert "PLAY [Deploy VerneMQ]" in out, out[-2000:]
+    assert len(kube.requests) > before
