@@ -44,3 +44,14 @@ class ReportCommand:
         policy = Policy.load(getattr(args, "policy", None))
         facts, meta = self.collect(args)
         return run_checks(self.name, self.checks(args), facts, policy, meta)
+
+
+def add_kube_source_arguments(group: argparse._ArgumentGroup, in_cluster_help: str | None = None) -> None:
+    """--context/--kubeconfig[/--in-cluster]/--namespace/--release/--selector, the same on every live command."""
+    group.add_argument("--context", help="kube context (required for a cluster; never implicit)")
+    group.add_argument("--kubeconfig", metavar="FILE", help="kubeconfig file (default: the client's default)")
+    if in_cluster_help:
+        group.add_argument("--in-cluster", action="store_true", help=in_cluster_help)
+    group.add_argument("--namespace", help="namespace of the release")
+    group.add_argument("--release", help="Helm release: selects app.kubernetes.io/instance=RELEASE")
+    group.add_argument("--selector", help="label selector of the VerneMQ pods (overrides --release)")

@@ -27,7 +27,7 @@ from ..core.errors import InputError
 from ..core.model import Facts, NotApplicable, Unavailable
 from ..vernemq.http import HttpFailure, NodeHttp, session_show_path
 from ..vernemq.parse import ParseError, parse_session_show, parse_status_json
-from .base import ReportCommand
+from .base import ReportCommand, add_kube_source_arguments
 
 _VIEW_COLUMNS = ("node", "is_online", "clean_session", "statename")
 
@@ -95,14 +95,8 @@ class Clients(ReportCommand):
                          help="targets file (the same as `distribution`); the API key by api_key_env/api_key_file")
         src.add_argument("--replay", nargs="+", metavar="DIR",
                          help="captured answers: one directory per sample, oldest first (nodeN_status.json, ...)")
-        src.add_argument("--context", help="kube context (required for a cluster; never implicit)")
-        src.add_argument("--kubeconfig", metavar="FILE", help="kubeconfig file")
-        src.add_argument("--in-cluster", action="store_true",
-                         help="use the pod's service account and reach the pods by IP (a Job); enables --canary "
-                              "on the pods' listeners")
-        src.add_argument("--namespace", help="namespace of the release")
-        src.add_argument("--release", help="Helm release: selects app.kubernetes.io/instance=RELEASE")
-        src.add_argument("--selector", help="label selector of the VerneMQ pods (overrides --release)")
+        add_kube_source_arguments(src, in_cluster_help="use the pod's service account and reach the pods by IP "
+                                                       "(a Job); enables --canary on the pods' listeners")
         s = parser.add_argument_group("sampling")
         s.add_argument("--samples", type=int, default=2, metavar="N",
                        help="times every node is read; counters are compared between them (2)")

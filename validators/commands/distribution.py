@@ -14,7 +14,7 @@ from ..collect.targets import TRANSPORTS, load_targets
 from ..core.errors import InputError
 from ..core.model import Facts
 from ..transports import get_transport
-from .base import ReportCommand
+from .base import ReportCommand, add_kube_source_arguments
 
 
 class Distribution(ReportCommand):
@@ -26,12 +26,7 @@ class Distribution(ReportCommand):
         src = parser.add_argument_group("source (one of)")
         src.add_argument("--targets", metavar="FILE", help="targets file (see docs/distribution.md); secrets by "
                                                           "cookie_env/cookie_file and api_key_env/api_key_file")
-        src.add_argument("--context", help="kube context (required for a cluster; never implicit)")
-        src.add_argument("--kubeconfig", metavar="FILE", help="kubeconfig file")
-        src.add_argument("--in-cluster", action="store_true", help="use the pod's service account (a Job)")
-        src.add_argument("--namespace", help="namespace of the release")
-        src.add_argument("--release", help="Helm release: selects app.kubernetes.io/instance=RELEASE")
-        src.add_argument("--selector", help="label selector of the VerneMQ pods (overrides --release)")
+        add_kube_source_arguments(src, in_cluster_help="use the pod's service account (a Job)")
         parser.add_argument("--transport", choices=TRANSPORTS,
                             help="override how probes run (default: the targets file's; kube-exec for a cluster)")
         parser.add_argument("--timeout", type=float, default=3.0, metavar="SECONDS",

@@ -15,7 +15,7 @@ from ..collect.kubeclient import connect
 from ..collect.targets import load_targets
 from ..core.errors import InputError
 from ..core.model import Facts
-from .base import ReportCommand
+from .base import ReportCommand, add_kube_source_arguments
 
 
 class Preflight(ReportCommand):
@@ -29,11 +29,7 @@ class Preflight(ReportCommand):
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         src = parser.add_argument_group("source (one of)")
         src.add_argument("--targets", metavar="FILE", help="a targets file (VMs, the lab): nodes reached over HTTP")
-        src.add_argument("--context", help="kube context (required for a cluster; never implicit)")
-        src.add_argument("--kubeconfig", metavar="FILE", help="kubeconfig file (default: the client's default)")
-        src.add_argument("--namespace", help="namespace of the release (with --context)")
-        src.add_argument("--release", help="Helm release: selects app.kubernetes.io/instance=RELEASE")
-        src.add_argument("--selector", help="label selector of the VerneMQ pods (overrides --release)")
+        add_kube_source_arguments(src)
         parser.add_argument("--target-version", metavar="V", help="the version the upgrade goes to (e.g. 2.1.2)")
         parser.add_argument("--interval", type=float, default=10.0, metavar="SECONDS",
                             help="seconds between the two /metrics samples (10)")
