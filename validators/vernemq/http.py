@@ -48,25 +48,43 @@ class NodeHttp:
             req.add_header("Authorization", f"Basic {token}")
         return req
 
-    def get(self, path: str, auth: bool = False, ok: tuple[int, ...] = (200,)) -> tuple[int, bytes]:
-        """(status, body) for GET ``path``; raises HttpFailure with a readable reason."""
+    def _failure(self, path: str, status: int) -> HttpFailure:
+        why = ("401 Unauthorized: the API key is missing or has the wrong scope (needs mgmt for /api/v1)"
+               if status == 401 else f"HTTP {status}")
+        return HttpFailure(f"GET {self.base_url}{path}: {why}", status)
+
+    def _open(self, path: str, auth: bool):
+        """The open response of a 2xx/3xx answer, or ``(status, body)`` of an HTTP error answer.
+        Raises HttpFailure when there is no answer at all."""
         try:
-            with urllib.request.urlopen(self._request(path, auth), timeout=self.timeout) as resp:
-                status, body = resp.status, resp.read()
+            return urllib.request.urlopen(self._request(path, auth), timeout=self.timeout)
         except urllib.error.HTTPError as exc:
-            status, body = exc.code, exc.read() if exc.fp else b""
+            return exc.code, (exc.read() if exc.fp else b"")
         except (socket.timeout, TimeoutError):
             raise HttpFailure(f"GET {self.base_url}{path}: no answer within {self.timeout:g}s") from None
         except urllib.error.URLError as exc:
             raise HttpFailure(f"GET {self.base_url}{path}: cannot connect ({exc.reason})") from None
         except (ConnectionError, OSError) as exc:
             raise HttpFailure(f"GET {self.base_url}{path}: connection failed ({type(exc).__name__})") from None
+
+    def _read(self, resp, path: str, size: int = -1) -> bytes:
+        try:
+            return resp.read(size)
+        except (socket.timeout, TimeoutError):
+            raise HttpFailure(f"GET {self.base_url}{path}: the answer stalled for {self.timeout:g}s") from None
+        except (ConnectionError, OSError) as exc:
+            raise HttpFailure(f"GET {self.base_url}{path}: connection lost ({type(exc).__name__})") from None
+
+    def get(self, path: str, auth: bool = False, ok: tuple[int, ...] = (200,)) -> tuple[int, bytes]:
+        """(status, body) for GET ``path``; raises HttpFailure with a readable reason."""
+        opened = self._open(path, auth)
+        if isinstance(opened, tuple):
+            status, body = opened
+        else:
+            with opened:
+                status, body = opened.status, self._read(opened, path)
         if status not in ok:
-            if status == 401:
-                why = "401 Unauthorized: the API key is missing or has the wrong scope (needs mgmt for /api/v1)"
-            else:
-                why = f"HTTP {status}"
-            raise HttpFailure(f"GET {self.base_url}{path}: {why}", status)
+            raise self._failure(path, status)
         return status, body
 
     def get_json_status(self, path: str, auth: bool = False, ok: tuple[int, ...] = (200,)) -> tuple[int, Any]:
@@ -79,32 +97,14 @@ class NodeHttp:
 
     def stream(self, path: str, auth: bool = False, chunk: int = 1 << 20) -> Iterator[bytes]:
         """Yield the body of a 200 answer in chunks (raises HttpFailure before the first chunk otherwise)."""
-        try:
-            resp = urllib.request.urlopen(self._request(path, auth), timeout=self.timeout)
-        except urllib.error.HTTPError as exc:
-            if exc.fp:
-                exc.read()
-            why = ("401 Unauthorized: the API key is missing or has the wrong scope (needs mgmt for /api/v1)"
-                   if exc.code == 401 else f"HTTP {exc.code}")
-            raise HttpFailure(f"GET {self.base_url}{path}: {why}", exc.code) from None
-        except (socket.timeout, TimeoutError):
-            raise HttpFailure(f"GET {self.base_url}{path}: no answer within {self.timeout:g}s") from None
-        except urllib.error.URLError as exc:
-            raise HttpFailure(f"GET {self.base_url}{path}: cannot connect ({exc.reason})") from None
-        except (ConnectionError, OSError) as exc:
-            raise HttpFailure(f"GET {self.base_url}{path}: connection failed ({type(exc).__name__})") from None
+        opened = self._open(path, auth)
+        if isinstance(opened, tuple):
+            raise self._failure(path, opened[0])
 
         def chunks() -> Iterator[bytes]:
-            with resp:
+            with opened:
                 while True:
-                    try:
-                        data = resp.read(chunk)
-                    except (socket.timeout, TimeoutError):
-                        raise HttpFailure(f"GET {self.base_url}{path}: the answer stalled for {self.timeout:g}s") \
-                            from None
-                    except (ConnectionError, OSError) as exc:
-                        raise HttpFailure(f"GET {self.base_url}{path}: connection lost ({type(exc).__name__})") \
-                            from None
+                    data = self._read(opened, path, chunk)
                     if not data:
                         return
                     yield data
