@@ -400,22 +400,6 @@ class PodProxyHttp:
         return chunks()
 
 
-def _kube_json(kube: Any, path: str, query: dict[str, str] | None = None) -> Any:
-    import json
-
-    ac = kube.api_client
-    method, url, headers, body, post = ac.param_serialize("GET", path, query_params=list((query or {}).items()),
-                                                          auth_settings=["BearerToken"])
-    resp = ac.call_api(method, url, header_params=headers, body=body, post_params=post,
-                       _request_timeout=kube.timeout)
-    data = resp.read()
-    if not 200 <= resp.status <= 299:
-        from kubernetes.client.exceptions import ApiException
-
-        raise ApiException(status=resp.status, reason=resp.reason)
-    return json.loads(data)
-
-
 _PROBE_WORDS = ("probe", "health")
 
 
@@ -465,8 +449,8 @@ def kube_sources(kube: Any, namespace: str, selector: str, in_cluster: bool, tim
             port = int((n.http or "http://x:8888").rsplit(":", 1)[1].split("/")[0])
             clients[n.name] = PodProxyHttp(kube, namespace, n.pod or n.host, port, spec.api_key)
     try:
-        svcs = _kube_json(kube, f"/api/v1/namespaces/{namespace}/services").get("items") or []
-        pods = _kube_json(kube, f"/api/v1/namespaces/{namespace}/pods", {"labelSelector": selector}).get("items") or []
+        svcs = kube.get_json(f"/api/v1/namespaces/{namespace}/services").get("items") or []
+        pods = kube.get_json(f"/api/v1/namespaces/{namespace}/pods", {"labelSelector": selector}).get("items") or []
         service: ServiceFacts | NotApplicable = service_facts(svcs, [(p.get("metadata") or {}).get("labels") or {}
                                                                       for p in pods])
     except Exception as exc:  # noqa: BLE001 - a missing permission is a reason, not a crash

@@ -20,6 +20,7 @@ from typing import Any, Callable, Mapping
 
 from ..core.model import Facts, NotApplicable, Unavailable
 from ..vernemq.http import HttpFailure, NodeHttp
+from .clients import PodProxyHttp
 from .kubeclient import Kube, explain_error
 from .targets import ClusterSpec
 
@@ -224,15 +225,8 @@ def collect_kube(kube: Kube, namespace: str, selector: str, target_version: str 
 
     if not isinstance(pods_doc, Unavailable):
         def proxy_getter(pod: Mapping[str, Any]) -> Getter:
-            name, port = pod["metadata"]["name"], _http_port(pod, http_port)
-
-            def getter(path: str) -> str:
-                url = f"/api/v1/namespaces/{namespace}/pods/{name}:{port}/proxy{path}"
-                try:
-                    return kube.get_raw(url, accept="*/*").decode("utf-8", "replace")
-                except Exception as exc:  # noqa: BLE001
-                    raise HttpFailure(explain_error(exc, f"{path} of pod {name} (API server proxy)")) from None
-            return getter
+            proxy = PodProxyHttp(kube, namespace, pod["metadata"]["name"], _http_port(pod, http_port))
+            return lambda path: proxy.get(path)[1].decode("utf-8", "replace")
 
         getters = {p["metadata"]["name"]: proxy_getter(p) for p in pods}
         views, metrics = _node_facts(getters, interval, sleep)
