@@ -467,8 +467,8 @@ def test_client_sources_annotation_mirrors_the_networkpolicy(renderer, default_d
         "networkPolicy.clientSources[3].podSelector.matchLabels.a=1",
         "networkPolicy.clientSources[3].podSelector.matchLabels.b=2"])
     ann = find(docs, "Service", FULLNAME)["metadata"]["annotations"]
-    # the two-label selector cannot be written in the comma-separated list and is left out
-    assert ann["vernemq-toolkit/client-sources"] == f"10.0.0.0/8,{NAMESPACE}/app=sensor,iot/"
+    # sources are separated by ';' so a selector with several labels keeps its ','
+    assert ann["vernemq-toolkit/client-sources"] == f"10.0.0.0/8;{NAMESPACE}/app=sensor;iot/;{NAMESPACE}/a=1,b=2"
 
 
 def test_ingress_controller_allowed_when_clients_are_restricted(renderer):

@@ -252,10 +252,25 @@ def test_configured_client_sources_annotation_replaces_anywhere():
             {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}}]
     restricted = mutated(BASE, fn)
     assert "TRAFFIC-011" in bad(plan(restricted))
-    ann(svc(restricted))["vernemq-toolkit/client-sources"] = "10.20.0.0/16, 10.1.2.3"
+    ann(svc(restricted))["vernemq-toolkit/client-sources"] = "10.20.0.0/16; 10.1.2.3"
     assert bad(plan(restricted)) == {}
     ann(svc(restricted))["vernemq-toolkit/client-sources"] = "192.168.0.0/16"
     assert "TRAFFIC-011" in bad(plan(restricted))
+
+
+def test_client_source_with_several_labels_needs_all_of_them_admitted():
+    def fn(objs):
+        netpol(objs)["spec"]["ingress"][0]["from"] = [
+            {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "iot"}},
+             "podSelector": {"matchLabels": {"app": "sensor", "tier": "edge"}}},
+            {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}}]
+    restricted = mutated(BASE, fn)
+    ann(svc(restricted))["vernemq-toolkit/client-sources"] = "iot/app=sensor,tier=edge;10.0.0.0/8"
+    assert set(bad(plan(restricted))) == {"TRAFFIC-011"}, "the CIDR source is not admitted"
+    ann(svc(restricted))["vernemq-toolkit/client-sources"] = "iot/app=sensor,tier=edge"
+    assert bad(plan(restricted)) == {}, "a pod with both labels is admitted"
+    ann(svc(restricted))["vernemq-toolkit/client-sources"] = "iot/app=sensor"
+    assert set(bad(plan(restricted))) == {"TRAFFIC-011"}, "a pod with one of the two labels is not"
 
 
 def test_ingress_controller_namespace_must_be_allowed_for_ws_when_clients_are_restricted():

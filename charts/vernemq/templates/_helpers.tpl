@@ -114,10 +114,10 @@ base="http://${MY_POD_IP}:8888"; curl -fsS -m 2 -o /dev/null "$base/health/liste
 {{- end -}}
 
 {{/*
-networkPolicy.clientSources as the validators' `vernemq-toolkit/client-sources` list: an ipBlock becomes its
-CIDR, a pod source `NAMESPACE/key=value` (namespace from a kubernetes.io/metadata.name namespaceSelector, else
-the release namespace). Sources that cannot be written that way (several labels, namespaces picked by other
-labels) are left out; the validators then test the ones listed.
+networkPolicy.clientSources as the validators' `vernemq-toolkit/client-sources` list, sources separated by ';':
+an ipBlock becomes its CIDR, a pod source `NAMESPACE/key=value,key2=value2` (namespace from a
+kubernetes.io/metadata.name namespaceSelector, else the release namespace). Sources that cannot be written that
+way (matchExpressions, namespaces picked by other labels) are left out; the validators then test the ones listed.
 */}}
 {{- define "vernemq.clientSourcesAnnotation" -}}
 {{- $out := list -}}
@@ -138,14 +138,14 @@ labels) are left out; the validators then test the ones listed.
 {{- $pl := dict -}}
 {{- if $src.podSelector -}}
 {{- $pl = default dict $src.podSelector.matchLabels -}}
-{{- if or (gt (len $pl) 1) $src.podSelector.matchExpressions -}}{{- $ok = false -}}{{- end -}}
+{{- if $src.podSelector.matchExpressions -}}{{- $ok = false -}}{{- end -}}
 {{- end -}}
 {{- if $ok -}}
-{{- $sel := "" -}}
-{{- range $k, $v := $pl -}}{{- $sel = printf "%s=%s" $k $v -}}{{- end -}}
-{{- $out = append $out (printf "%s/%s" $ns $sel) -}}
+{{- $sel := list -}}
+{{- range $k, $v := $pl -}}{{- $sel = append $sel (printf "%s=%v" $k $v) -}}{{- end -}}
+{{- $out = append $out (printf "%s/%s" $ns (join "," $sel)) -}}
 {{- end -}}
 {{- end -}}
 {{- end -}}
-{{- join "," $out -}}
+{{- join ";" $out -}}
 {{- end -}}

@@ -19,7 +19,7 @@ from .ingress import vmq_backends
 NP = ("k8s.networkpolicies", "k8s.pods", "k8s.namespaces", "k8s.services", "k8s.ingresses", "traffic.scope")
 PROBE_IP = "203.0.113.10"  # TEST-NET-3: "somewhere on the internet"
 KUBERNETES_DISCOVERY_ENV = "DOCKER_VERNEMQ_DISCOVERY_KUBERNETES"
-#: comma-separated IPs/CIDRs/NAMESPACE/labels the release lets in on the client ports (proposed contract)
+#: ";"-separated IPs/CIDRs/NAMESPACE/key=value,... the release lets in on the client ports (docs/contracts.md)
 CLIENT_SOURCES_ANNOTATION = "vernemq-toolkit/client-sources"
 
 
@@ -110,7 +110,7 @@ def _deciders(verdicts) -> list[str]:
 def clients_reach(facts, conf) -> Iterable[Finding]:
     """Each client source must reach every VerneMQ pod on every client listener (mqtt, mqtts, ws,
     wss) that a client Service exposes. Sources: the client Service annotation
-    `vernemq-toolkit/client-sources` (the sources the release is configured for, comma-separated),
+    `vernemq-toolkit/client-sources` (the sources the release is configured for, separated by ";"),
     else option `client_sources` (IP, CIDR — its first address —, or `NAMESPACE/key=value` for
     in-cluster clients; default an address on the internet, i.e. "anywhere"), plus — for the WebSocket listeners, when an Ingress routes to the release — the
     ingress controller pod (option `ingress_controller`). A connection needs the source's egress
@@ -128,7 +128,7 @@ def clients_reach(facts, conf) -> Iterable[Finding]:
             if lname in CLIENT_LISTENERS:
                 listeners[lname] = (listener_port(pods, lname), sp.get("protocol") or "TCP")
     configured = [a for svc in svcs for a in
-                  str(annotations(svc).get(CLIENT_SOURCES_ANNOTATION, "")).replace(" ", "").split(",") if a]
+                  str(annotations(svc).get(CLIENT_SOURCES_ANNOTATION, "")).replace(" ", "").split(";") if a]
     if configured:
         names, where = configured, f"annotation {CLIENT_SOURCES_ANNOTATION}"
     else:
