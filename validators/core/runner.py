@@ -54,5 +54,7 @@ def _run_one(spec: CheckSpec, facts: Facts, policy: Policy) -> list[Result]:
         return [_result(spec, severity, Status.UNKNOWN, "-",
                         f"check raised {type(exc).__name__}: {exc}", {"internal_error": True})]
     if not findings:
-        return [_result(spec, severity, Status.SKIP, "-", "nothing to check in the collected facts", {})]
+        looked = ", ".join(spec.needs) or "the collected facts"
+        return [_result(spec, severity, Status.SKIP, "-", f"not applicable: nothing in {looked} for this check "
+                        "to look at (e.g. no such object in the release)", {})]
     return [_result(spec, severity, f.status, f.subject, f.message, f.evidence, f.remedy) for f in findings]
