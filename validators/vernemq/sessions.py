@@ -199,7 +199,7 @@ def _fast_rows(r: _Reader, decode, index: int, by_node: dict, online_at: dict, d
     buf, pos = r.buf, r.pos
     n = len(buf)
     JSONDecodeError = json.JSONDecodeError
-    setdefault = online_at.setdefault
+    tally = _tally
     while pos < n:
         try:
             row, end = decode(buf, pos)
@@ -218,20 +218,7 @@ def _fast_rows(r: _Reader, decode, index: int, by_node: dict, online_at: dict, d
         om = row.get("offline_messages")
         if om is not None and type(om) is not int:
             break
-        counts = by_node.get(node)
-        if counts is None:
-            counts = by_node[node] = NodeSessions()
-        if online:
-            counts.online += 1
-            prev = setdefault(cid, node)
-            if prev != node:
-                nodes = dups.setdefault(cid, [prev])
-                if node not in nodes:
-                    nodes.append(node)
-        else:
-            counts.offline += 1
-            if om:
-                counts.offline_messages += om
+        tally(by_node, online_at, dups, cid, node, online, om)
         index += 1
         pos = end + 1
         if sep == "]":
@@ -257,6 +244,11 @@ def _count(row: Any, index: int, by_node: dict, online_at: dict, dups: dict, sum
     om = row.get("offline_messages")
     if om is not None and type(om) is not int:
         raise ParseError(WHAT, f"table[{index}].offline_messages", f"expected a whole number, got {om!r:.60}")
+    _tally(by_node, online_at, dups, cid, node, online, om)
+
+
+def _tally(by_node: dict, online_at: dict, dups: dict, cid: str, node: Any, online: bool, om: Any) -> None:
+    """Count one valid row: per-node online/offline/offline_messages, and client ids online on two nodes."""
     counts = by_node.get(node)
     if counts is None:
         counts = by_node[node] = NodeSessions()
