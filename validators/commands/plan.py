@@ -1,11 +1,13 @@
 """`vmq-validate plan`: the traffic checks on rendered manifests, before anything is deployed.
 
+    helm template r charts/vernemq -n mqtt | vmq-validate plan -f -          # namespace, release from the manifests
     helm template r charts/vernemq -n mqtt | vmq-validate plan -f - --namespace mqtt --release r
+    helm template ... | vmq-validate plan -f - --crd-dir gateway-api/config/crd/standard
     vmq-validate plan -f rendered/ --namespace mqtt --release r --format json
 
 The flags are a stable interface (the Ansible role calls
 ``validators.cli.execute(["plan", "-f", DIR, "--namespace", NS, "--release", R])``):
--f/--file (repeatable; file, folder or - for stdin), --namespace, --release, --selector,
+-f/--file (repeatable; file, folder or - for stdin), --namespace, --release, --selector, --crd-dir,
 and the common report options (--format, --report-json, --report-junit, --fail-on, --policy).
 """
 
@@ -47,10 +49,15 @@ class Plan(ReportCommand):
         parser.add_argument("-f", "--file", action="append", default=[], metavar="PATH",
                             help="manifest file, folder (recursive *.yaml/*.yml/*.json) or - for stdin; repeatable")
         add_scope_arguments(parser)
+        parser.add_argument("--crd-dir", metavar="DIR",
+                            help="folder of CustomResourceDefinitions (the Gateway API CRDs you install): Gateway "
+                                 "API objects are validated against their schemas (TRAFFIC-016); without it they "
+                                 "are not")
 
     def collect(self, args: argparse.Namespace) -> tuple[Facts, dict[str, Any]]:
         check_options(args)
-        return manifests.collect(args.file, args.namespace, args.release, args.selector, stdin=sys.stdin)
+        return manifests.collect(args.file, args.namespace, args.release, args.selector, stdin=sys.stdin,
+                                 crd_dir=args.crd_dir)
 
 
 COMMAND = Plan()
