@@ -92,6 +92,42 @@ def _type_for(kind: str) -> Rule:
     return lambda p: p.get("type") == kind if has(p, field) else True
 
 
+def _prefix_filter(f: Any, field: str) -> bool:
+    fil = _map(_map(f).get(field))
+    path = _map(fil.get("path"))
+    return has(f, field) and has(fil, "path") and path.get("type") == "ReplacePrefixMatch" \
+        and has(path, "replacePrefixMatch")
+
+
+def _one_pathprefix_match(rule: Mapping[str, Any]) -> bool:
+    matches = rule.get("matches") or []
+    return len(matches) == 1 and has(matches[0], "path") and matches[0]["path"].get("type") == "PathPrefix"
+
+
+def _exists_one(items: Any, pred: Callable[[Any], bool]) -> bool:
+    return sum(1 for x in (items or []) if pred(x)) == 1
+
+
+def _replace_prefix(field: str, in_backends: bool) -> Rule:
+    def rule(r: Mapping[str, Any]) -> bool:
+        if in_backends:
+            cond = has(r, "backendRefs") and _exists_one(
+                r["backendRefs"], lambda b: has(b, "filters") and _exists_one(b["filters"],
+                                                                                lambda f: _prefix_filter(f, field)))
+        else:
+            cond = has(r, "filters") and _exists_one(r["filters"], lambda f: _prefix_filter(f, field))
+        return _one_pathprefix_match(r) if cond else True
+    return rule
+
+
+def _map(v: Any) -> Mapping[str, Any]:
+    return v if isinstance(v, Mapping) else {}
+
+
+_LABEL_KEY = re.compile(r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+                        r"([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9]$")
+
+
 RULES: dict[str, Rule] = {
     # Gateway listeners
     "tls must not be specified for protocols ['HTTP', 'TCP', 'UDP']":
@@ -139,6 +175,28 @@ RULES: dict[str, Rule] = {
     "type must be 'ReplaceFullPath' when replaceFullPath is set": _type_for("ReplaceFullPath"),
     "replacePrefixMatch must be specified when type is set to 'ReplacePrefixMatch'": _replace("ReplacePrefixMatch"),
     "type must be 'ReplacePrefixMatch' when replacePrefixMatch is set": _type_for("ReplacePrefixMatch"),
+    "When using RequestRedirect filter with path.replacePrefixMatch, exactly one PathPrefix match must be "
+    "specified": _replace_prefix("requestRedirect", False),
+    "When using URLRewrite filter with path.replacePrefixMatch, exactly one PathPrefix match must be specified":
+        _replace_prefix("urlRewrite", False),
+    "Within backendRefs, when using RequestRedirect filter with path.replacePrefixMatch, exactly one PathPrefix "
+    "match must be specified": _replace_prefix("requestRedirect", True),
+    "Within backendRefs, When using URLRewrite filter with path.replacePrefixMatch, exactly one PathPrefix match "
+    "must be specified": _replace_prefix("urlRewrite", True),
+    "Only one of percent or fraction may be specified in HTTPRequestMirrorFilter":
+        lambda m: not (has(m, "percent") and has(m, "fraction")),
+    "numerator must be less than or equal to denominator":
+        lambda f: int(f.get("numerator", 0)) <= int(f.get("denominator", 100)),
+    "Port for TLS configuration must be unique within the Gateway":
+        lambda ps: all(sum(1 for b in ps if b.get("port") == a.get("port")) == 1 for a in ps),
+    "Annotation keys must be in the form of an optional DNS subdomain prefix followed by a required name segment "
+    "of up to 63 characters.": lambda m: all(bool(_LABEL_KEY.match(k)) for k in m),
+    "Label keys must be in the form of an optional DNS subdomain prefix followed by a required name segment of up "
+    "to 63 characters.": lambda m: all(bool(_LABEL_KEY.match(k)) for k in m),
+    "If specified, the annotation key's prefix must be a DNS subdomain not longer than 253 characters in total.":
+        lambda m: all(len(k.split("/")[0]) < 253 for k in m),
+    "If specified, the label key's prefix must be a DNS subdomain not longer than 253 characters in total.":
+        lambda m: all(len(k.split("/")[0]) < 253 for k in m),
     # TLSRoute hostnames (SNI)
     "Hostnames cannot contain an IP": lambda hs: not any(_is_ip(h) for h in hs),
     "Hostnames must be valid based on RFC-1123": lambda hs: all(bool(_RFC1123.match(h)) for h in hs if "*" not in h),
@@ -152,6 +210,8 @@ _FILTER_NIL = re.compile(r"^filter\.(\w+) must be nil if the filter\.type is not
 _FILTER_SET = re.compile(r"^filter\.(\w+) must be specified for (\w+) filter\.type$")
 _REPEAT = re.compile(r"^(\w+) filter cannot be repeated$")
 _HOSTNAME_VALUE = re.compile(r"^Hostname value must be empty or contain only valid characters")
+_HOSTNAME_STATUS = re.compile(r"^Hostname value must only contain valid characters")
+_STAR = re.compile(r"^Allow\w+ cannot contain '\*' alongside other \w+$")
 
 
 def _lookup(message: str) -> Rule | None:
@@ -177,6 +237,10 @@ def _lookup(message: str) -> Rule | None:
     if m:
         typ = m.group(1)
         return lambda fs: sum(1 for f in fs if f.get("type") == typ) <= 1
+    if _HOSTNAME_STATUS.match(message):
+        return lambda a: bool(_HOSTNAME.match(str(a.get("value", "")))) if a.get("type") == "Hostname" else True
+    if _STAR.match(message):
+        return lambda s: not ("*" in s and len(s) > 1)
     if _HOSTNAME_VALUE.match(message):
         return lambda a: (not has(a, "value") or bool(_HOSTNAME.match(a["value"]))) if a.get("type") == "Hostname" \
             else True

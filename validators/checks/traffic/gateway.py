@@ -164,7 +164,7 @@ def listener_problem(facts: Mapping[str, Any], route: Mapping[str, Any], gw: Map
 
 
 @check("TRAFFIC-016", title="Gateway API objects are valid under the CRD schemas the cluster installs",
-       severity="error", category="traffic", needs=("k8s.gatewayapi", "gatewayapi.crds"),
+       severity="error", category="traffic", needs=("k8s.gateways", "k8s.gatewayapi", "gatewayapi.crds"),
        remedy="Fix the field named in the evidence (the API server would reject the object on apply), or render "
               "the apiVersion the installed CRDs serve (TCPRoute/TLSRoute: gateway.networking.k8s.io/v1 since "
               "Gateway API v1.5).")
