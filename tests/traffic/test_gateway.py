@@ -182,6 +182,10 @@ def tcproute_on_http_listener(objs):
     _route(objs, "TCPRoute")["spec"]["parentRefs"][0]["sectionName"] = "ws"
 
 
+def sni_not_on_listener(objs):
+    _route(objs, "TLSRoute")["spec"]["hostnames"] = ["mqtts.other.example"]
+
+
 def missing_listener(objs):
     _route(objs, "HTTPRoute")["spec"]["parentRefs"][0]["sectionName"] = "websocket"
 
@@ -232,6 +236,7 @@ GATEWAY_MUTATIONS = [
     (GW_PROFILE, tls_listener_terminates, "TRAFFIC-017"),
     (GW_PROFILE, tcproute_on_http_listener, "TRAFFIC-017"),
     (GW_PROFILE, missing_listener, "TRAFFIC-017"),
+    (GW_PROFILE, sni_not_on_listener, "TRAFFIC-017"),
     (GW_PROFILE, listener_admits_other_namespace_only, "TRAFFIC-017"),
     (GW_PROFILE, ws_route_to_mqtt_port, "TRAFFIC-018"),
     (GW_PROFILE, backend_wrong_service, "TRAFFIC-018"),

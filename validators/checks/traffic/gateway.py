@@ -76,10 +76,14 @@ def release_routes(facts: Mapping[str, Any]) -> list[dict]:
     sel = facts["traffic.scope"]["selector"]
     svcs = {(namespace(s), s["metadata"]["name"]) for s in vmq_services(facts)}
     out = []
+    scope_ns = facts["traffic.scope"].get("namespace")
     for r in all_routes(facts):
-        mine = bool(sel) and all(labels(r).get(k) == v for k, v in sel.items())
-        for _w, _rule, b in backend_refs(r):
-            g, k, ns, name = backend_target(r, b)
+        targets = [backend_target(r, b) for _w, _rule, b in backend_refs(r)]
+        # labels count only for a route of the release namespace or one pointing into it (live lists are
+        # cluster-wide; a release of the same name elsewhere is not ours)
+        mine = bool(sel) and all(labels(r).get(k) == v for k, v in sel.items()) and (
+            not scope_ns or namespace(r) == scope_ns or any(ns == scope_ns for _g, _k, ns, _n in targets))
+        for g, k, ns, name in targets:
             if g == "" and k == "Service" and (ns, name) in svcs:
                 mine = True
         if mine:
@@ -131,6 +135,16 @@ def _selector_matches(sel: Mapping[str, Any], lbls: Mapping[str, str]) -> bool:
     return True
 
 
+def _hosts_intersect(a: str, b: str) -> bool:
+    """Gateway API hostname matching: equal, or a `*.` wildcard covering at least one more label."""
+    if a == b:
+        return True
+    for wild, host in ((a, b), (b, a)):
+        if wild.startswith("*.") and host.endswith(wild[1:]) and len(host) > len(wild) - 1:
+            return True
+    return False
+
+
 def listener_problem(facts: Mapping[str, Any], route: Mapping[str, Any], gw: Mapping[str, Any],
                      ref: Mapping[str, Any], lis: Mapping[str, Any]) -> str | None:
     """Why listener ``lis`` of ``gw`` does not take ``route`` (None: it does)."""
@@ -143,6 +157,10 @@ def listener_problem(facts: Mapping[str, Any], route: Mapping[str, Any], gw: Map
         if mode != "Passthrough":
             return (f"TLS mode {mode}: the gateway would decrypt and send plain bytes to the broker's TLS "
                     "listener (needs mode Passthrough)")
+    if kind in ("HTTPRoute", "TLSRoute") and lis.get("hostname"):
+        hosts = [str(h) for h in _seq(spec(route).get("hostnames"))]
+        if hosts and not any(_hosts_intersect(h, str(lis["hostname"])) for h in hosts):
+            return f"listener hostname {lis['hostname']} matches none of the route's hostnames {hosts}"
     if ref.get("port") is not None and ref.get("port") != lis.get("port"):
         return f"parentRef port {ref.get('port')} is not the listener's port {lis.get('port')}"
     allowed = _map(lis.get("allowedRoutes"))
@@ -201,7 +219,8 @@ def route_parent(facts, conf) -> Iterable[Finding]:
     """A route only carries traffic once a Gateway listener accepts it. Each parentRef of each
     release route must name a Gateway that exists and, among its listeners (the one named by
     `sectionName`, else all), one whose protocol fits the route (HTTPRoute: HTTP or HTTPS; TCPRoute:
-    TCP; TLSRoute: TLS in mode Passthrough, since the broker terminates MQTTS itself), whose port
+    TCP; TLSRoute: TLS in mode Passthrough, since the broker terminates MQTTS itself), whose hostname
+    (if any) matches one of the route's hostnames (HTTPRoute, TLSRoute: the SNI), whose port
     matches a parentRef `port`, and whose `allowedRoutes` admit the route's kind and namespace
     (from Same, All or a namespace Selector). Offline, a Gateway that is not in the manifests (the
     platform team's) is skipped: `vmq-validate cluster` resolves it."""
