@@ -461,3 +461,15 @@ def test_plan_stops_when_the_manifests_disagree(monkeypatch, capsys):
     assert code == 2 and "--namespace" in err and "mqtt2, vmq" in err
     code, out, _ = _plan_stdin(monkeypatch, capsys, _helm() + "\n---\n" + other_ns, "-n", "mqtt2")
     assert code == 0 and json.loads(out)["meta"]["namespace"] == "mqtt2"
+
+
+@pytest.mark.parametrize("value,needle", [
+    (["{gateway}/app=x"], "unknown placeholder"),
+    (["not a source"], "neither an IP/CIDR"),
+    ("gw-ns/app=x", "must be a list"),
+])
+def test_bad_gateway_sources_option_is_an_input_error(capsys, tmp_path, value, needle):
+    pol = tmp_path / "policy.json"
+    pol.write_text(json.dumps({"checks": {"TRAFFIC-023": {"options": {"gateway_sources": value}}}}))
+    code = main(["plan", "-f", str(ROOT / "tests" / "traffic" / "manifests" / "release.yaml"), "--policy", str(pol)])
+    assert code == 2 and needle in capsys.readouterr().err

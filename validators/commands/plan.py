@@ -28,8 +28,12 @@ def check_options(args: argparse.Namespace) -> None:
     from ..core.policy import Policy
     from ..core.registry import by_category
 
+    from ..checks.traffic.gateway import validate_options as validate_gateway_options
+
     policy = Policy.load(getattr(args, "policy", None))
-    validate_options({spec.id: policy.options(spec) for spec in by_category("traffic")})
+    options = {spec.id: policy.options(spec) for spec in by_category("traffic")}
+    validate_options(options)
+    validate_gateway_options(options)
 
 
 def add_scope_arguments(parser: argparse.ArgumentParser) -> None:

@@ -178,6 +178,27 @@ def listener_problem(facts: Mapping[str, Any], route: Mapping[str, Any], gw: Map
     return None
 
 
+def validate_options(options: Mapping[str, Mapping[str, Any]]) -> None:
+    """InputError (exit 2, before collecting) for TRAFFIC-023 `gateway_sources` that are not sources."""
+    from .netpol import endpoint_spec
+
+    values = options.get("TRAFFIC-023", {}).get("gateway_sources")
+    if values is not None and not isinstance(values, list):
+        from ...core.errors import InputError
+
+        raise InputError("--policy: checks.TRAFFIC-023.options.gateway_sources", "must be a list.",
+                         'write e.g. ["envoy-gateway-system/app.kubernetes.io/component=proxy"].')
+    for v in values or []:
+        try:
+            text = str(v).format(gateway_namespace="ns", gateway_name="gw")
+        except (KeyError, IndexError, ValueError):
+            from ...core.errors import InputError
+
+            raise InputError("--policy: checks.TRAFFIC-023.options.gateway_sources", f"{v!r} has an unknown "
+                             "placeholder.", "use only {gateway_namespace} and {gateway_name}.") from None
+        endpoint_spec(text, {}, "--policy: checks.TRAFFIC-023.options.gateway_sources")
+
+
 # ---------------------------------------------------------------------------------------------
 
 
