@@ -10,8 +10,6 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Mapping
 
-import jsonschema
-
 from . import cel
 
 
@@ -190,6 +188,8 @@ def validate_object(obj: Mapping[str, Any], crds: CrdSet) -> list[Problem] | Non
     data = apply_defaults(copy.deepcopy(dict(obj)), schema)
     key = id(schema)
     if key not in _VALIDATORS:
+        import jsonschema  # only with --crd-dir: keeps the CLI start fast (jsonschema imports in ~0.3 s)
+
         _VALIDATORS[key] = (schema, jsonschema.Draft7Validator(to_jsonschema(schema)))
     validator = _VALIDATORS[key][1]
     problems = [Problem(_fmt(e.absolute_path), e.message, "schema")
