@@ -473,3 +473,15 @@ def test_bad_gateway_sources_option_is_an_input_error(capsys, tmp_path, value, n
     pol.write_text(json.dumps({"checks": {"TRAFFIC-023": {"options": {"gateway_sources": value}}}}))
     code = main(["plan", "-f", str(ROOT / "tests" / "traffic" / "manifests" / "release.yaml"), "--policy", str(pol)])
     assert code == 2 and needle in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("route,field", [
+    ("spec: {parentRefs: gw, rules: []}", "spec.parentRefs"),
+    ("spec: {parentRefs: [{name: gw}], rules: [{backendRefs: [{name: s, port: ws}]}]}", "spec.rules[0].backendRefs[0].port"),
+    ("spec: {parentRefs: [{}], rules: []}", "spec.parentRefs[0].name"),
+    ("spec: {rules: [{timeouts: {request: 3600}}]}", "spec.rules[0].timeouts.request"),
+])
+def test_malformed_gateway_api_objects_are_exit_2_naming_the_field(monkeypatch, capsys, route, field):
+    text = f"apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: r}}\n{route}\n"
+    code, _out, err = _plan_stdin(monkeypatch, capsys, text)
+    assert code == 2 and f"(HTTPRoute default/r): {field}" in err and "Traceback" not in err
