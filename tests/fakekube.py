@@ -45,7 +45,9 @@ Served paths (GET only; anything else is 405):
     /apis/{group}/{version}/namespaces/{ns}/{plural}[/{name}]
 Kinds: core/v1 Pod, Service, Namespace, Node, Secret, Endpoints, ConfigMap, ServiceAccount;
 discovery.k8s.io/v1 EndpointSlice; networking.k8s.io/v1 NetworkPolicy, Ingress; apps/v1
-StatefulSet, Deployment, DaemonSet; policy/v1 PodDisruptionBudget.
+StatefulSet, Deployment, DaemonSet; policy/v1 PodDisruptionBudget; gateway.networking.k8s.io/v1 Gateway,
+HTTPRoute, TCPRoute, TLSRoute, ReferenceGrant (``gateway_status`` / ``route_status`` build their
+``status`` as the controllers write it).
 
 List answers have the API server's shape: ``{"kind": "PodList", "apiVersion": "v1", "metadata":
 {"resourceVersion": ...}, "items": [...]}`` where items carry no ``kind``/``apiVersion`` (like the
@@ -87,6 +89,12 @@ RESOURCES: dict[tuple[str, str, str], tuple[str, bool]] = {
     ("apps", "v1", "deployments"): ("Deployment", True),
     ("apps", "v1", "daemonsets"): ("DaemonSet", True),
     ("policy", "v1", "poddisruptionbudgets"): ("PodDisruptionBudget", True),
+    # Gateway API v1 (standard channel v1.6): objects carry `status` as the controllers write it
+    ("gateway.networking.k8s.io", "v1", "gateways"): ("Gateway", True),
+    ("gateway.networking.k8s.io", "v1", "httproutes"): ("HTTPRoute", True),
+    ("gateway.networking.k8s.io", "v1", "tcproutes"): ("TCPRoute", True),
+    ("gateway.networking.k8s.io", "v1", "tlsroutes"): ("TLSRoute", True),
+    ("gateway.networking.k8s.io", "v1", "referencegrants"): ("ReferenceGrant", True),
 }
 _BY_KIND = {(g, kind): (v, plural, ns) for (g, v, plural), (kind, ns) in RESOURCES.items()}
 
@@ -448,4 +456,59 @@ def objects_from_yaml(text: str) -> list[dict]:
             out.extend(doc["items"])
         else:
             out.append(doc)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Gateway API status, in the shapes controllers write (gateway-api v1.6 types: metav1.Condition with
+# observedGeneration and lastTransitionTime; RouteParentStatus with parentRef and controllerName)
+
+_T0 = "2026-05-04T10:00:00Z"
+
+
+def condition(type_: str, status: bool | str = True, reason: str | None = None, message: str = "",
+              generation: int = 1) -> dict[str, Any]:
+    st = status if isinstance(status, str) else ("True" if status else "False")
+    return {"type": type_, "status": st, "reason": reason or (type_ if st == "True" else "Invalid"),
+            "message": message, "observedGeneration": generation, "lastTransitionTime": _T0}
+
+
+def route_status(parent_refs: list[dict], controller: str = "gateway.envoyproxy.io/gatewayclass-controller",
+                 accepted: bool = True, resolved: bool = True, accepted_reason: str | None = None,
+                 resolved_reason: str | None = None, message: str = "") -> dict[str, Any]:
+    """``status`` of an HTTPRoute/TCPRoute/TLSRoute: one parents[] entry per parentRef."""
+    parents = []
+    for ref in parent_refs:
+        pr = {"group": "gateway.networking.k8s.io", "kind": "Gateway", **ref}
+        parents.append({"parentRef": pr, "controllerName": controller, "conditions": [
+            condition("Accepted", accepted, accepted_reason or ("Accepted" if accepted else "NotAllowedByListeners"),
+                      "Route is accepted" if accepted else message),
+            condition("ResolvedRefs", resolved, resolved_reason or ("ResolvedRefs" if resolved else "BackendNotFound"),
+                      "Resolved all the Object references for the Route" if resolved else message)]})
+    return {"parents": parents}
+
+
+def gateway_status(listeners: list[dict], programmed: bool = True, address: str | None = "20.50.1.7",
+                   reason: str | None = None, message: str = "", listener_problems: dict[str, str] | None = None
+                   ) -> dict[str, Any]:
+    """``status`` of a Gateway: conditions Accepted/Programmed, addresses, one listeners[] entry per
+    listener (supportedKinds, attachedRoutes, conditions)."""
+    kinds = {"HTTP": "HTTPRoute", "HTTPS": "HTTPRoute", "TCP": "TCPRoute", "TLS": "TLSRoute", "UDP": "UDPRoute"}
+    problems = listener_problems or {}
+    lst = []
+    for lis in listeners:
+        bad = problems.get(lis["name"])
+        lst.append({"name": lis["name"], "attachedRoutes": 1,
+                    "supportedKinds": [{"group": "gateway.networking.k8s.io", "kind": kinds.get(lis["protocol"], "")}],
+                    "conditions": [condition("Accepted"), condition("Programmed", not bad, None if not bad else "Invalid",
+                                                                    bad or ""),
+                                   condition("ResolvedRefs", not bad, None if not bad else "InvalidCertificateRef",
+                                             bad or "")]})
+    out: dict[str, Any] = {"conditions": [
+        condition("Accepted"),
+        condition("Programmed", programmed, reason or ("Programmed" if programmed else "AddressNotAssigned"),
+                  message or ("Address assigned to the Gateway" if programmed else "No addresses have been assigned"))],
+        "listeners": lst}
+    if address:
+        out["addresses"] = [{"type": "IPAddress", "value": address}]
     return out

@@ -15,6 +15,9 @@ from .conftest import CHART, CI, PROFILES, helm_tool
 K8S_VERSIONS = [f"1.{minor}.0" for minor in range(28, 38)]
 #: kinds that are CRDs (prometheus-operator): no schema in kubernetes-validate; checked by promtool and below
 CRD_KINDS = {"ServiceMonitor", "PrometheusRule"}
+#: Gateway API kinds: validated against the real v1.6.1 CRDs (tests/fixtures/gateway-api) instead
+GATEWAY_KINDS = {"Gateway", "HTTPRoute", "TCPRoute", "TLSRoute", "ReferenceGrant"}
+GATEWAY_CRDS = Path(__file__).resolve().parents[1] / "fixtures" / "gateway-api" / "v1.6.1"
 
 #: checkov checks skipped for the whole chart, each with the reason
 CHECKOV_SKIPS = {
@@ -74,7 +77,7 @@ def manifests(renderer, tmp_path_factory) -> dict[str, Path]:
     for p in PROFILES:
         docs = []
         for d in renderer.docs(p):
-            if d["kind"] in CRD_KINDS:
+            if d["kind"] in CRD_KINDS | GATEWAY_KINDS:
                 continue
             key = json.dumps(d, sort_keys=True) if d["kind"] != "Secret" else f"Secret/{d['metadata']['name']}"
             if key not in seen:
@@ -116,9 +119,27 @@ def test_kubernetes_validate_strict(kubernetes_validate_runs, version):
 def test_kubernetes_validate_sees_every_object(manifests, renderer):
     """Guard against an empty render passing validation: the files hold every kind the profiles render."""
     kinds = {d["kind"] for f in manifests.values() for d in yaml.safe_load_all(f.read_text()) if d}
-    assert kinds == {d["kind"] for p in PROFILES for d in renderer.docs(p)} - CRD_KINDS
+    assert kinds == {d["kind"] for p in PROFILES for d in renderer.docs(p)} - CRD_KINDS - GATEWAY_KINDS
     assert {"StatefulSet", "Service", "NetworkPolicy", "PodDisruptionBudget", "Ingress", "Secret", "Role",
             "RoleBinding", "ServiceAccount", "Pod", "ConfigMap"} <= kinds
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_gateway_api_objects_validate_against_the_crds(renderer, profile):
+    """Gateway API objects against the openAPIV3Schema and CEL rules of the Gateway API v1.6.1 standard CRDs
+    (validators/crd; the same check as `vmq-validate plan --crd-dir`, TRAFFIC-016)."""
+    from validators.collect.crds import load_dir
+    from validators.crd import validate_object
+
+    crds = load_dir(str(GATEWAY_CRDS))
+    for d in renderer.docs(profile):
+        if d["kind"] in GATEWAY_KINDS:
+            assert d["apiVersion"] == "gateway.networking.k8s.io/v1"
+            assert [str(p) for p in validate_object(d, crds)] == [], (profile, d["kind"])
+
+
+def test_gateway_profiles_render_every_gateway_api_kind(renderer):
+    assert {d["kind"] for p in PROFILES for d in renderer.docs(p)} >= GATEWAY_KINDS
 
 
 def test_kubernetes_validate_catches_a_broken_object(tmp_path):

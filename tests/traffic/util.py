@@ -33,8 +33,9 @@ def mutated(objs: list[dict], fn: Callable[[list[dict]], Any]) -> list[dict]:
     return out
 
 
-def plan(objs: list[dict], release: str = "r", namespace: str = "mqtt", policy: dict | None = None) -> Report:
-    facts = manifests.plan_facts(objs, manifests.scope(namespace, release, None, "plan"))
+def plan(objs: list[dict], release: str = "r", namespace: str = "mqtt", policy: dict | None = None,
+         crds: Any = None) -> Report:
+    facts = manifests.plan_facts(objs, manifests.scope(namespace, release, None, "plan"), crds)
     pol = Policy.parse(policy, "test-policy") if policy else Policy.default()
     return run_checks("plan", by_category("traffic"), facts, pol)
 

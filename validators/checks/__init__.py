@@ -2,7 +2,7 @@
 
 The list is explicit: a module that is missing fails start-up loudly instead of silently
 dropping its checks. IDs are stable: never renumber, only add.
-  TRAFFIC-0xx  traffic policy (Services, Ingress, NetworkPolicy)        validators/checks/traffic/
+  TRAFFIC-0xx  traffic policy (Services, Ingress, Gateway API, NetworkPolicy) validators/checks/traffic/
   DIST-0xx     Erlang distribution (EPMD, ports, cookie, membership)   validators/checks/distribution.py
   CLIENTS-0xx  client-state consistency and canaries                     validators/checks/clients.py
   PREFLIGHT-0xx upgrade pre-flight                                       validators/checks/preflight.py
@@ -16,6 +16,7 @@ CHECK_MODULES: list[str] = [
     "validators.checks.traffic.services",
     "validators.checks.traffic.ingress",
     "validators.checks.traffic.netpol",
+    "validators.checks.traffic.gateway",
     "validators.checks.preflight",
     "validators.checks.distribution",
     "validators.checks.clients",

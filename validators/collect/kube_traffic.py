@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..core.model import Facts, Unavailable
+from ..core.model import Facts, NotApplicable, Unavailable
 from .kubeclient import Kube
 from .manifests import register_secrets
 
@@ -70,11 +70,48 @@ def apiserver_endpoints(slices: list[dict]) -> list[dict[str, Any]]:
     return out
 
 
+#: Gateway API (v1, standard channel): routes and Gateways cluster-wide (a route in the Gateway's namespace
+#: may point at the release's Service; the Gateway usually belongs to the platform team), ReferenceGrants in
+#: the release namespace (a grant lives with the object it lets others reference)
+GATEWAY_API = "gateway.networking.k8s.io/v1"
+GATEWAY_LISTS = [
+    ("k8s.gateways", "/apis/gateway.networking.k8s.io/v1/gateways", "Gateway", "gateways (cluster-wide)"),
+    ("k8s.httproutes", "/apis/gateway.networking.k8s.io/v1/httproutes", "HTTPRoute", "httproutes (cluster-wide)"),
+    ("k8s.tcproutes", "/apis/gateway.networking.k8s.io/v1/tcproutes", "TCPRoute", "tcproutes (cluster-wide)"),
+    ("k8s.tlsroutes", "/apis/gateway.networking.k8s.io/v1/tlsroutes", "TLSRoute", "tlsroutes (cluster-wide)"),
+    ("k8s.referencegrants", "/apis/gateway.networking.k8s.io/v1/namespaces/{ns}/referencegrants", "ReferenceGrant",
+     "referencegrants in {ns}"),
+]
+
+
+def _gateway_list(kube: Kube, path: str, kind: str, what: str) -> Any:
+    """Like :func:`_list`, but a 404 means the CRD is not installed: NotApplicable (the Gateway API
+    checks skip with that reason) instead of unknown."""
+    from kubernetes.client.exceptions import ApiException
+
+    from .kubeclient import explain_error
+
+    try:
+        return _items(get_json(kube, path), GATEWAY_API, kind)
+    except ApiException as exc:
+        if exc.status == 404:
+            return NotApplicable(f"the cluster serves no {kind} {GATEWAY_API} (Gateway API CRDs not installed, "
+                                 "or an older version): nothing to check")
+        return Unavailable(explain_error(exc, what))
+    except Exception as exc:  # noqa: BLE001 - mapped to a reason like every other read
+        return Unavailable(explain_error(exc, what))
+
+
 def collect(kube: Kube, namespace: str, scope_fact: dict[str, Any]) -> Facts:
     """One read of everything the traffic checks need. Secrets are never read."""
     values: dict[str, Any] = {"traffic.scope": scope_fact, "traffic.live": True, "k8s.hook_pods": []}
     for fact, path, api_version, kind, what in LISTS:
         values[fact] = _list(kube, path.format(ns=namespace), api_version, kind, what.format(ns=namespace))
+    for fact, path, kind, what in GATEWAY_LISTS:
+        values[fact] = _gateway_list(kube, path.format(ns=namespace), kind, what.format(ns=namespace))
+    values["k8s.gatewayapi"] = NotApplicable("live objects were validated against their CRD schemas by the API "
+                                             "server when they were created")
+    values["gatewayapi.crds"] = values["k8s.gatewayapi"]
     slices = _list(kube, "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices", "discovery.k8s.io/v1",
                    "EndpointSlice", "the API server endpoints (default/kubernetes endpointslices)",
                    {"labelSelector": "kubernetes.io/service-name=kubernetes"})

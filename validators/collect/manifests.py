@@ -32,6 +32,11 @@ CLUSTER_SCOPED = {"Namespace", "Node", "ClusterRole", "ClusterRoleBinding", "Cus
                   "PriorityClass", "StorageClass", "IngressClass", "PersistentVolume", "APIService",
                   "ValidatingWebhookConfiguration", "MutatingWebhookConfiguration", "RuntimeClass"}
 
+#: Gateway API (gateway.networking.k8s.io): the kinds the traffic checks read, and their facts
+GATEWAY_GROUP = "gateway.networking.k8s.io"
+GATEWAY_KINDS = {"Gateway": "k8s.gateways", "HTTPRoute": "k8s.httproutes", "TCPRoute": "k8s.tcproutes",
+                 "TLSRoute": "k8s.tlsroutes", "ReferenceGrant": "k8s.referencegrants"}
+
 _SUFFIXES = (".yaml", ".yml", ".json")
 #: the libyaml loader when PyYAML has it (about ten times faster on big renders)
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -193,6 +198,54 @@ def _validate_pod_spec(v: _V, spec: Any, field: str) -> None:
                 raise v.err(f"{field}.containers[{i}].env[{j}].name", "is required.", "name the variable.")
 
 
+def _validate_gateway_api(v: _V, kind: str, spec: Mapping) -> None:
+    """The Gateway API fields the traffic checks read, with their types (the full schema is checked
+    against the CRDs with --crd-dir, TRAFFIC-016)."""
+    def name(obj: Mapping, field: str) -> None:
+        if not isinstance(obj.get("name"), str) or not obj.get("name"):
+            raise v.err(f"{field}.name", "is required.", "name the referenced object.")
+
+    if kind == "Gateway":
+        for i, lis in enumerate(v.seq(spec.get("listeners"), "spec.listeners")):
+            f = f"spec.listeners[{i}]"
+            lis = v.mapping(lis, f)
+            name(lis, f)
+            if not isinstance(lis.get("protocol"), str):
+                raise v.err(f"{f}.protocol", "is required.", "write HTTP, HTTPS, TLS, TCP or UDP.")
+            v.port(lis.get("port"), f"{f}.port", named=False)
+            v.mapping(lis.get("tls"), f"{f}.tls")
+            ar = v.mapping(lis.get("allowedRoutes"), f"{f}.allowedRoutes")
+            v.mapping(ar.get("namespaces"), f"{f}.allowedRoutes.namespaces")
+            for j, k in enumerate(v.seq(ar.get("kinds"), f"{f}.allowedRoutes.kinds")):
+                v.mapping(k, f"{f}.allowedRoutes.kinds[{j}]")
+        return
+    if kind == "ReferenceGrant":
+        for side in ("from", "to"):
+            for i, e in enumerate(v.seq(spec.get(side), f"spec.{side}")):
+                v.mapping(e, f"spec.{side}[{i}]")
+        return
+    for i, ref in enumerate(v.seq(spec.get("parentRefs"), "spec.parentRefs")):
+        name(v.mapping(ref, f"spec.parentRefs[{i}]"), f"spec.parentRefs[{i}]")
+    for i, h in enumerate(v.seq(spec.get("hostnames"), "spec.hostnames")):
+        if not isinstance(h, str):
+            raise v.err(f"spec.hostnames[{i}]", f"{h!r} is not a host name.", "write host names as strings.")
+    for i, rule in enumerate(v.seq(spec.get("rules"), "spec.rules")):
+        f = f"spec.rules[{i}]"
+        rule = v.mapping(rule, f)
+        for j, b in enumerate(v.seq(rule.get("backendRefs"), f"{f}.backendRefs")):
+            b = v.mapping(b, f"{f}.backendRefs[{j}]")
+            name(b, f"{f}.backendRefs[{j}]")
+            if b.get("port") is not None:
+                v.port(b["port"], f"{f}.backendRefs[{j}].port", named=False)
+        for j, m in enumerate(v.seq(rule.get("matches"), f"{f}.matches")):
+            m = v.mapping(m, f"{f}.matches[{j}]")
+            v.mapping(m.get("path"), f"{f}.matches[{j}].path")
+        t = v.mapping(rule.get("timeouts"), f"{f}.timeouts")
+        for k in ("request", "backendRequest"):
+            if t.get(k) is not None and not isinstance(t[k], str):
+                raise v.err(f"{f}.timeouts.{k}", f"{t[k]!r} is not a duration.", 'write a duration string, e.g. "3600s".')
+
+
 def validate_object(obj: Mapping[str, Any], where: str) -> None:
     v = _V(where)
     kind = obj.get("kind")
@@ -234,6 +287,8 @@ def validate_object(obj: Mapping[str, Any], where: str) -> None:
         for i, t in enumerate(v.seq(spec.get("tls"), "spec.tls")):
             t = v.mapping(t, f"spec.tls[{i}]")
             v.seq(t.get("hosts"), f"spec.tls[{i}].hosts")
+    elif str(obj.get("apiVersion", "")).startswith(GATEWAY_GROUP + "/") and kind in GATEWAY_KINDS:
+        _validate_gateway_api(v, kind, v.mapping(spec, "spec", required=True))
     elif kind in WORKLOAD_KINDS:
         spec = v.mapping(spec, "spec", required=True)
         if kind == "CronJob":
@@ -332,8 +387,9 @@ def register_secrets(objects: Iterable[Mapping[str, Any]]) -> None:
                         reg(e["value"])
 
 
-def plan_facts(objects: list[dict], scope_fact: dict[str, Any]) -> Facts:
-    """Facts for the traffic checks from normalized manifest objects."""
+def plan_facts(objects: list[dict], scope_fact: dict[str, Any], crds: Any = None) -> Facts:
+    """Facts for the traffic checks from normalized manifest objects; ``crds`` is the
+    :class:`validators.crd.CrdSet` of --crd-dir (None: Gateway API objects are not schema-checked)."""
     by_kind: dict[str, list[dict]] = {}
     hooks = []
     for o in objects:
@@ -347,7 +403,14 @@ def plan_facts(objects: list[dict], scope_fact: dict[str, Any]) -> Facts:
     for w in workloads:
         pods.extend(expand(w))
     offline = "offline plan: {} exist only in a live cluster (run `vmq-validate cluster`)"
+    gw_objs = [o for o in objects if str(o.get("apiVersion", "")).startswith(GATEWAY_GROUP + "/")]
+    gw = {fact: [o for o in gw_objs if o["kind"] == kind] for kind, fact in GATEWAY_KINDS.items()}
     return Facts({
+        **gw,
+        "k8s.gatewayapi": gw_objs,
+        "gatewayapi.crds": crds if crds is not None else NotApplicable(
+            "no --crd-dir given: Gateway API objects are not checked against CRD schemas (pass the folder of "
+            "the Gateway API CRDs you install)"),
         "traffic.scope": scope_fact,
         "traffic.live": NotApplicable(offline.format("endpoints, nodes and allocated node ports")),
         "k8s.services": by_kind.get("Service", []),
@@ -363,17 +426,78 @@ def plan_facts(objects: list[dict], scope_fact: dict[str, Any]) -> Facts:
     })
 
 
+def _template_labels(obj: Mapping[str, Any]) -> dict:
+    spec = obj.get("spec") if isinstance(obj.get("spec"), Mapping) else {}
+    if obj.get("kind") == "CronJob":
+        spec = ((spec.get("jobTemplate") or {}).get("spec") or {}) if isinstance(spec.get("jobTemplate"), Mapping) else {}
+    tmpl = spec.get("template") if obj.get("kind") != "Pod" else obj
+    md = (tmpl or {}).get("metadata") if isinstance(tmpl, Mapping) else None
+    labels = md.get("labels") if isinstance(md, Mapping) else None
+    return dict(labels) if isinstance(labels, Mapping) else {}
+
+
+def infer_scope(docs: list[tuple[str, str, dict]], namespace: str | None, release: str | None,
+                selector: str | None) -> tuple[str, str | None, dict[str, str]]:
+    """The release namespace and name when -n/--release are not given: taken from the VerneMQ
+    workloads of the manifests (pod labels matching the selector; their metadata.namespace and label
+    app.kubernetes.io/instance), else from the namespaces all objects name. Returns (namespace,
+    release, how). When the manifests disagree, an InputError (exit 2) names the choices."""
+    how: dict[str, str] = {}
+    sel = parse_selector_arg(selector) or {VMQ_NAME_LABEL: "vernemq", **({VMQ_INSTANCE_LABEL: release} if release else {})}
+    vmq = [o for _s, _l, o in docs if o.get("kind") in WORKLOAD_KINDS + ("Pod",)
+           and "helm.sh/hook" not in (((o.get("metadata") or {}) if isinstance(o.get("metadata"), Mapping) else {})
+                                      .get("annotations") or {})
+           and all(_template_labels(o).get(k) == v for k, v in sel.items())]
+
+    def ns_of(o: Mapping[str, Any]) -> str | None:
+        md = o.get("metadata")
+        return md.get("namespace") if isinstance(md, Mapping) and isinstance(md.get("namespace"), str) \
+            and md.get("namespace") else None
+
+    if namespace is None:
+        found = sorted({n for n in map(ns_of, vmq) if n})
+        what = "VerneMQ workloads"
+        if not found and not vmq:
+            found = sorted({n for n in (ns_of(o) for _s, _l, o in docs if o.get("kind") not in CLUSTER_SCOPED) if n})
+            what = "objects"
+        if len(found) > 1:
+            raise InputError("--namespace", f"is not given and the manifests hold {what} in {len(found)} "
+                             f"namespaces: {', '.join(found)}.", f"pass -n with one of them, e.g. -n {found[0]}.")
+        namespace = found[0] if found else "default"
+        how["namespace"] = f"from the manifests ({what})" if found else "default (the manifests name none)"
+    if release is None and selector is None:
+        names = sorted({str(_template_labels(o).get(VMQ_INSTANCE_LABEL)) for o in vmq
+                        if (ns_of(o) or namespace) == namespace and _template_labels(o).get(VMQ_INSTANCE_LABEL)})
+        if len(names) > 1:
+            raise InputError("--release", f"is not given and the manifests hold {len(names)} VerneMQ releases in "
+                             f"namespace {namespace}: {', '.join(names)}.",
+                             f"pass --release with one of them, e.g. --release {names[0]}.")
+        if names:
+            release = names[0]
+            how["release"] = f"from the manifests (label {VMQ_INSTANCE_LABEL})"
+    return namespace, release, how
+
+
 def collect(paths: list[str], namespace: str | None, release: str | None, selector: str | None,
-            stdin: TextIO | None = None) -> tuple[Facts, dict[str, Any]]:
+            stdin: TextIO | None = None, crd_dir: str | None = None) -> tuple[Facts, dict[str, Any]]:
     if not paths:
         raise InputError("-f", "no manifests given.", "pass -f FILE, -f FOLDER or -f - (stdin), e.g. "
                          "`helm template r charts/vernemq | vmq-validate plan -f -`.")
+    crds = None
+    if crd_dir:
+        from .crds import load_dir
+
+        crds = load_dir(crd_dir)
     docs = read_documents(paths, stdin)
-    ns = namespace or "default"
+    ns, release, how = infer_scope(docs, namespace, release, selector)
     objects = normalize(docs, ns)
     register_secrets(objects)
     sc = scope(ns, release, selector, "plan")
-    facts = plan_facts(objects, sc)
+    facts = plan_facts(objects, sc, crds)
     meta = {"source": "manifests", "files": [p for p in paths], "objects": len(objects), "namespace": ns,
             "release": release, "selector": ",".join(f"{k}={v}" for k, v in sc["selector"].items())}
+    if how:
+        meta["inferred"] = how
+    if crd_dir:
+        meta["crd_dir"] = crd_dir
     return facts, meta

@@ -31,7 +31,8 @@ FREE_MAPS = {'commonLabels', 'vernemq.config', 'serviceAccount.annotations', 'st
              'statefulset.podAnnotations', 'statefulset.podLabels', 'nodeSelector', 'affinity',
              'persistence.annotations', 'service.annotations', 'service.labels', 'ingress.annotations',
              'ingress.labels', 'networkPolicy.monitoringNamespaceSelector', 'monitoring.serviceMonitor.labels',
-             'monitoring.prometheusRule.labels', 'monitoring.grafanaDashboard.labels'}
+             'monitoring.prometheusRule.labels', 'monitoring.grafanaDashboard.labels',
+             'gateway.annotations', 'gateway.labels'}
 OPAQUE = {'networkPolicy.ingressControllerSource'}
 OPEN_OBJECTS = {'podSecurityContext', 'containerSecurityContext', 'resources', 'initResources',
                 'statefulset.updateStrategy', 'podSecurityContext.seccompProfile', 'containerSecurityContext.seccompProfile',
@@ -158,6 +159,28 @@ upd('networkPolicy.egress.extra', items={"type": "object"})
 upd('networkPolicy.egress.dnsPorts', items={"type": "integer", **port})
 upd('networkPolicy.egress.kubeApiPorts', items={"type": "integer", **port})
 upd('networkPolicy.egress.kubeApiCidrs', items=cidr)
+# Gateway API routes
+host = {"type": "string", "pattern": r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$", "maxLength": 253}
+dns_name = r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?)?$"
+upd('gateway.name', pattern=dns_name, maxLength=253)
+upd('gateway.namespace', pattern=r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?)?$", maxLength=63)
+upd('gateway.routeNamespace', pattern=r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?)?$", maxLength=63)
+upd('gateway.gatewayClassName', pattern=dns_name, maxLength=253)
+for r in ('ws', 'mqtt', 'mqtts'):
+    upd(f'gateway.{r}.sectionName', pattern=r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?)?$", maxLength=253)
+    node(f'gateway.{r}.listener.port').update(port)
+for r in ('ws', 'mqtts'):
+    upd(f'gateway.{r}.hostnames', items=host)
+    upd(f'gateway.{r}.listener.hostname', pattern=r"^((\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*)?$", maxLength=253)
+upd('gateway.ws.path', pattern=r'^/', maxLength=1024)
+upd('gateway.ws.requestTimeoutSeconds', type=["integer", "null"], minimum=0, maximum=99999)
+upd('gateway.ws.listener.protocol', enum=["HTTP", "HTTPS"])
+upd('gateway.ws.listener.certificateRefs', items={"type": "object", "required": ["name"], "properties": {
+    "name": {"type": "string", "minLength": 1}, "namespace": {"type": "string"}, "kind": {"type": "string"},
+    "group": {"type": "string"}}, "additionalProperties": False})
+upd('gateway.networkPolicySources', items={"type": "object", "minProperties": 1,
+    "properties": {"ipBlock": {"type": "object", "required": ["cidr"]}, "podSelector": {"type": "object"},
+                   "namespaceSelector": {"type": "object"}}, "additionalProperties": False})
 upd('monitoring.serviceMonitor.interval', pattern=r'^[0-9]+(ms|s|m|h)$')
 upd('monitoring.prometheusRule.socketsPerSessionFactor', minimum=1)
 upd('monitoring.prometheusRule.socketsSlack', minimum=0)

@@ -149,3 +149,75 @@ way (matchExpressions, namespaces picked by other labels) are left out; the vali
 {{- end -}}
 {{- join ";" $out -}}
 {{- end -}}
+
+{{/* Gateway API: the Gateway the routes attach to, the routes' namespace, and the parentRef of one route. */}}
+{{- define "vernemq.gatewayName" -}}
+{{- if .Values.gateway.name -}}{{- .Values.gateway.name -}}{{- else -}}{{- include "vernemq.fullname" . -}}{{- end -}}
+{{- end -}}
+
+{{- define "vernemq.routeNamespace" -}}
+{{- .Values.gateway.routeNamespace | default .Release.Namespace -}}
+{{- end -}}
+
+{{/* parentRefs of a route; call with (dict "root" $ "section" "<listener name>") */}}
+{{- define "vernemq.gatewayParentRefs" -}}
+{{- $g := .root.Values.gateway -}}
+{{- $ref := dict "group" "gateway.networking.k8s.io" "kind" "Gateway" "name" (include "vernemq.gatewayName" .root) -}}
+{{- if $g.create -}}
+{{- $_ := set $ref "namespace" .root.Release.Namespace -}}
+{{- else if $g.namespace -}}
+{{- $_ := set $ref "namespace" $g.namespace -}}
+{{- end -}}
+{{- with .section -}}{{- $_ := set $ref "sectionName" . -}}{{- end -}}
+{{- toYaml (list $ref) -}}
+{{- end -}}
+
+{{/*
+gateway.networkPolicySources as the validators' `vernemq-toolkit/gateway-sources` list (same format as
+`vernemq-toolkit/client-sources`: CIDR or NAMESPACE/key=value,...; ';'-separated). Sources that cannot be written
+that way are left out.
+*/}}
+{{- define "vernemq.gatewaySourcesAnnotation" -}}
+{{- $out := list -}}
+{{- range $src := .Values.gateway.networkPolicySources -}}
+{{- if $src.ipBlock -}}
+{{- $out = append $out $src.ipBlock.cidr -}}
+{{- else -}}
+{{- $ns := $.Release.Namespace -}}
+{{- $ok := true -}}
+{{- if $src.namespaceSelector -}}
+{{- $nsl := default dict $src.namespaceSelector.matchLabels -}}
+{{- if and (eq (len $nsl) 1) (hasKey $nsl "kubernetes.io/metadata.name") (not $src.namespaceSelector.matchExpressions) -}}
+{{- $ns = index $nsl "kubernetes.io/metadata.name" -}}
+{{- else -}}
+{{- $ok = false -}}
+{{- end -}}
+{{- end -}}
+{{- $pl := dict -}}
+{{- if $src.podSelector -}}
+{{- $pl = default dict $src.podSelector.matchLabels -}}
+{{- if $src.podSelector.matchExpressions -}}{{- $ok = false -}}{{- end -}}
+{{- end -}}
+{{- if $ok -}}
+{{- $sel := list -}}
+{{- range $k, $v := $pl -}}{{- $sel = append $sel (printf "%s=%v" $k $v) -}}{{- end -}}
+{{- $out = append $out (printf "%s/%s" $ns (join "," $sel)) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- join ";" $out -}}
+{{- end -}}
+
+{{/* metadata.labels and annotations shared by the Gateway API objects */}}
+{{- define "vernemq.gatewayMeta" -}}
+labels:
+  {{- include "vernemq.labels" . | nindent 2 }}
+  {{- with .Values.gateway.labels }}
+  {{- toYaml . | nindent 2 }}
+  {{- end }}
+annotations:
+  vernemq-toolkit/mqtt-keepalive-seconds: {{ .Values.mqtt.maxKeepaliveSeconds | quote }}
+  {{- with include "vernemq.gatewaySourcesAnnotation" . }}
+  vernemq-toolkit/gateway-sources: {{ . | quote }}
+  {{- end }}
+{{- end -}}

@@ -54,6 +54,36 @@ Called once from statefulset.yaml, so a bad combination renders nothing at all.
 {{- $errs = append $errs "ingress.tls.secretName: ingress.tls.enabled needs the name of a TLS Secret" -}}
 {{- end -}}
 {{- end -}}
+{{- if $v.gateway.enabled -}}
+{{- $gw := $v.gateway -}}
+{{- if not (or $gw.ws.enabled $gw.mqtt.enabled $gw.mqtts.enabled) -}}
+{{- $errs = append $errs "gateway.enabled: no route is enabled; set gateway.ws.enabled, gateway.mqtt.enabled or gateway.mqtts.enabled" -}}
+{{- end -}}
+{{- if and (not $gw.create) (not $gw.name) -}}
+{{- $errs = append $errs "gateway.name: attaching to an existing Gateway needs its name (and gateway.namespace when it lives elsewhere); or set gateway.create=true" -}}
+{{- end -}}
+{{- if and $gw.create (not $gw.gatewayClassName) -}}
+{{- $errs = append $errs "gateway.gatewayClassName: a created Gateway needs its GatewayClass (e.g. eg, istio, cilium, azure-alb-external)" -}}
+{{- end -}}
+{{- range $r := list "ws" "mqtt" "mqtts" -}}
+{{- if and (index $gw $r).enabled (not (index $v.listeners $r).enabled) -}}
+{{- $errs = append $errs (printf "gateway.%s.enabled: the route needs listeners.%s.enabled=true (its backend is the `%s` Service port)" $r $r $r) -}}
+{{- end -}}
+{{- if and $gw.create (index $gw $r).enabled (not (index $gw $r).sectionName) -}}
+{{- $errs = append $errs (printf "gateway.%s.sectionName: a created Gateway names each listener; set a name (e.g. %s)" $r $r) -}}
+{{- end -}}
+{{- end -}}
+{{- if and $gw.mqtts.enabled (not $gw.mqtts.hostnames) -}}
+{{- $errs = append $errs "gateway.mqtts.hostnames: a TLSRoute routes by SNI and needs at least one host name (covered by the broker certificate)" -}}
+{{- end -}}
+{{- $to := $gw.ws.requestTimeoutSeconds -}}
+{{- if and $gw.ws.enabled (not (kindIs "invalid" $to)) (gt (int $to) 0) (lt (int $to) $ka) -}}
+{{- $errs = append $errs (printf "gateway.ws.requestTimeoutSeconds: %d s is shorter than mqtt.maxKeepaliveSeconds (%d s); the Gateway would cut idle WebSocket clients. Set 0 (no timeout) or >= %d" (int $to) $ka $ka) -}}
+{{- end -}}
+{{- if and $gw.create $gw.ws.enabled (eq $gw.ws.listener.protocol "HTTPS") (not $gw.ws.listener.certificateRefs) -}}
+{{- $errs = append $errs "gateway.ws.listener.certificateRefs: an HTTPS listener terminates TLS and needs a certificate Secret, e.g. [{name: mqtt-example-com-tls}]" -}}
+{{- end -}}
+{{- end -}}
 {{- range $k, $_ := $v.vernemq.config -}}
 {{- $key := lower $k -}}
 {{- if eq $key "distributed_cookie" -}}

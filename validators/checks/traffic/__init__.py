@@ -1,3 +1,3 @@
-"""Traffic-policy checks (TRAFFIC-0xx): Services, the AKS load balancer, the WebSocket Ingress
-and NetworkPolicy reachability. Pure functions over the facts of validators.collect.manifests
+"""Traffic-policy checks (TRAFFIC-0xx): Services, the AKS load balancer, the WebSocket Ingress, Gateway API
+routes and NetworkPolicy reachability. Pure functions over the facts of validators.collect.manifests
 (`vmq-validate plan`) or validators.collect.kube_traffic (`vmq-validate cluster`)."""
