@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -124,24 +125,19 @@ def test_jobs_carry_the_secrets_only_towards_the_transport():
     assert [j["source"] for j in direct] == ["validator", A, B]  # the validator probes; each node's view
 
 
-def test_netns_transport_puts_nothing_secret_on_argv(monkeypatch):
-    seen = {}
-
-    class CP:
-        returncode = 0
-        stdout = json.dumps({"src": A, "dst": B, "kind": "tcp", "ok": True}) + "\nnot json\n"
-        stderr = ""
-
-    def fake_run(argv, input, **kw):
-        seen["argv"], seen["input"], seen["timeout"] = argv, input, kw["timeout"]
-        return CP()
-    monkeypatch.setattr(netns_mod.subprocess, "run", fake_run)
+def test_netns_transport_starts_no_process_and_names_a_namespace_it_cannot_enter(monkeypatch):
+    def no_process(*a, **kw):
+        raise AssertionError("the netns transport must not start a process")
+    monkeypatch.setattr(netns_mod.subprocess, "Popen", no_process)
+    monkeypatch.setattr(netns_mod.subprocess, "run", no_process)
     s = spec("netns", cookie_env="C", api_key_env="K")
-    obs = netns_mod.NetnsTransport().run(coll.build_jobs(s)[:1])
-    assert seen["argv"][:4] == ["ip", "netns", "exec", "ns0"] and seen["argv"][-2:] == ["-m", "validators.erldist.probe"]
-    assert "unit-cookie-1234" not in " ".join(seen["argv"]) and "unit-cookie-1234" in seen["input"]
-    assert "netns" not in json.loads(seen["input"])
-    assert obs[0]["kind"] == "tcp" and obs[1]["kind"] == "transport_error" and "not JSON" in obs[1]["detail"]
+    jobs = coll.build_jobs(s)
+    jobs[0]["netns"] = "vmq-no-such-netns-%d" % os.getpid()
+    jobs[1]["netns"] = "../etc"
+    obs = netns_mod.NetnsTransport().run(jobs)
+    assert [o["kind"] for o in obs] == ["transport_error", "transport_error"]
+    assert "vmq-no-such-netns" in obs[0]["detail"] and "not a network namespace name" in obs[1]["detail"]
+    assert "unit-cookie-1234" not in json.dumps(obs)
 
 
 @pytest.mark.parametrize("raw,field", [
