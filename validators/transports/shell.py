@@ -55,7 +55,7 @@ hs() {
   l=$(rd 2); [ ${#l} -eq 4 ] || { emit "$g $i closed challenge"; return 5; }
   b=$(rd $((16#$l))); emit "$g $i challenge $b"
   if [ "${b:0:2}" = 4e ]; then ch=$((16#${b:18:8})); else ch=$((16#${b:14:8})); fi
-  c=${HC-${COOKIE:-$DOCKER_VERNEMQ_DISTRIBUTED_COOKIE}}
+  c=${VMQV_WKC-${COOKIE:-$DOCKER_VERNEMQ_DISTRIBUTED_COOKIE}}
   d=$(printf '%s%s' "$c" "$ch" | md5sum); d=${d:0:32}
   m=$(printf '%04x%04x' $RANDOM $RANDOM)
   r="001572$m$d"; e=""
@@ -80,7 +80,7 @@ probe() {
   [ $rc -eq 0 ] || return  # not as far as the challenge: another handshake would fail the same way
   shift 4; local a j k
   for a in "$@"; do  # J:NAME: the well-known cookie $WKJ (a public default) and its own probe name
-    j=${a%%:*}; k=WK$j; HC=${!k} timeout "$T" bash -c 'hs "$@"' _ "W$j" "$i" "$h" "$port" "${a#*:}"; emit "Y$j $i $?"
+    j=${a%%:*}; k=WK$j; VMQV_WKC=${!k} timeout "$T" bash -c 'hs "$@"' _ "W$j" "$i" "$h" "$port" "${a#*:}"; emit "Y$j $i $?"
   done
 }
 view() {
@@ -134,7 +134,7 @@ def build_script(job: dict) -> str:
             "@COOKIE@": _sq(job.get("cookie") or ""), "@APIKEY@": _sq((job.get("view") or {}).get("api_key") or ""),
             "@TARGETS@": "\n".join(lines), "@VIEW@": view}
     # the well-known cookies (public defaults, DIST-008) go in the environment of the probes, never argv
-    subs["@WK@"] = "export " + " ".join(f"WK{j}={_sq(c)}" for j, c in _wk_tried(job)) if _wk_tried(job) else ":"
+    subs["@WK@"] = "unset VMQV_WKC" + "".join(f"; export WK{j}={_sq(c)}" for j, c in _wk_tried(job))
     script = _TEMPLATE
     for k, v in subs.items():
         script = script.replace(k, v)
