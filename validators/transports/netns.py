@@ -49,10 +49,12 @@ def enter_netns(name: str) -> None:
 
 
 def job_budget(job: dict) -> float:
-    """An upper bound for one job: every step's timeout, for the targets done one batch after another."""
+    """An upper bound for one job: every step's timeout, for the targets done one batch after another
+    (cluster port, NAMES, PORT_PLEASE2, handshake, and one more handshake per well-known cookie)."""
     n = max(1, len(job.get("targets", [])))
     batches = -(-n // max(1, int(job.get("concurrency", 16))))
-    return float(job.get("timeout", 3.0)) * 6 * batches + 15
+    steps = 5 + len(job.get("well_known_cookies") or ())
+    return float(job.get("timeout", 3.0)) * steps * batches + 15
 
 
 def netns_command(netns: str, argv: list[str]) -> list[str]:
