@@ -29,11 +29,15 @@ class _Index:
         self.cluster: Mapping[str, Any] = facts["dist.cluster"]
         self.by: dict[tuple[str, str, str], dict] = {}
         self.transport_errors: dict[str, list[str]] = defaultdict(list)
+        #: the well-known cookies tried (DIST-008): as the collector lists them, and any an observation names
+        self.well_known: list[str] = list(self.cluster.get("well_known_cookies") or [])
         for o in facts["dist.observations"]:
             kind = o.get("kind")
             if kind == "transport_error":
                 self.transport_errors[o.get("src", "?")].append(o.get("detail", ""))
             elif "dst" in o:
+                if kind == WELL_KNOWN and o.get("cookie") not in self.well_known:
+                    self.well_known.append(str(o.get("cookie")))
                 key = (kind, o.get("port_name", "")) if kind == "tcp" else \
                     (kind, ":" + str(o.get("cookie"))) if kind == WELL_KNOWN else (kind, "")
                 self.by[(key[0] + key[1], o["src"], o["dst"])] = o
@@ -227,8 +231,8 @@ def handshake_ok(facts: Facts, conf: Mapping[str, Any]) -> Iterable[Finding]:
         elif o.get("outcome") == "connect_failed":
             yield skipped(pair(src, dst), "no TCP connection to the distribution port (see DIST-004)")
         elif o.get("outcome") == "cookie_rejected":
-            wk = [w.get("cookie") for (k, s, d), w in idx.by.items()
-                  if k.startswith(WELL_KNOWN) and (s, d) == (src, dst) and w.get("outcome") in ACCEPTED]
+            wk = [c for c in idx.well_known
+                  if (idx.get(f"{WELL_KNOWN}:{c}", src, dst) or {}).get("outcome") in ACCEPTED]
             if wk:  # the node runs on a public default cookie instead of the configured one
                 yield failed(pair(src, dst), f"connected to {dst} on port {o.get('port')}, but it rejected {whose}: "
                                              f"it runs on the well-known cookie {wk[0]!r} instead (see DIST-008)",
@@ -308,7 +312,7 @@ def well_known_cookie(facts: Facts, conf: Mapping[str, Any]) -> Iterable[Finding
     the configured cookie never is. Per node: fail when any source was accepted, pass when refused.
     """
     idx = _Index(facts)
-    tried = list(idx.cluster.get("well_known_cookies") or [])
+    tried = idx.well_known
     names = ", ".join(repr(c) for c in tried) or "none"
     for node in idx.cluster["nodes"]:
         obs = sorted(((s, o) for (k, s, d), o in idx.by.items() if k.startswith(WELL_KNOWN) and d == node),
