@@ -199,9 +199,10 @@ _WELL_KNOWN_REMEDY = (
     "that `vmq-validate distribution` passes DIST-006 with the Secret's cookie and DIST-008. Until then keep EPMD "
     "(4369) and the distribution ports reachable only from the release's own pods (NetworkPolicy).")
 
-_COOKIE_REMEDY = ("Give every node the same cookie: all pods must read DOCKER_VERNEMQ_DISTRIBUTED_COOKIE from the "
-                  "same Secret (after a re-install the Secret may have been regenerated while old pods kept the "
-                  "old value: restart them), and compare the pods' vm.args -setcookie.")
+_COOKIE_REMEDY = ("Give every node the same cookie, from the same Secret (after a re-install the Secret may have been "
+                  "regenerated while old pods kept the old value: restart them). Compare the pods' vm.args "
+                  "-setcookie: the official image's node takes its cookie from there, not from "
+                  "DOCKER_VERNEMQ_DISTRIBUTED_COOKIE (see DIST-008).")
 
 
 @check("DIST-006", title="The distribution handshake succeeds (same cookie)", severity="error",
