@@ -301,8 +301,8 @@ def membership(facts: Facts, conf: Mapping[str, Any]) -> Iterable[Finding]:
        category="distribution", needs=NEEDS, remedy=_WELL_KNOWN_REMEDY)
 def well_known_cookie(facts: Facts, conf: Mapping[str, Any]) -> Iterable[Finding]:
     """Each source also runs the handshake with every cookie VerneMQ's packaging ships as a default (`vmq`:
-    the image's and the release's vm.args `-setcookie vmq`, and `distributed_cookie = vmq` in the stock
-    vernemq.conf), whatever cookie the operator configured, and stops after the challenge acknowledgement.
+    the image's vm.args `-setcookie vmq`, and `distributed_cookie`'s default in the release's schema and
+    stock vernemq.conf), whatever cookie the operator configured, and stops after the challenge acknowledgement.
 
     A node that acknowledges it runs on that public cookie: anyone who reaches its EPMD (4369) and its
     distribution port can connect as a cluster peer and run any code on it (a hidden node pinging it with
