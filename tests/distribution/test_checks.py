@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -46,16 +47,25 @@ def good(src, dst, port=9100, **hs):
         {"src": src, "dst": dst, "kind": "port_please", "ok": True, "found": True, "port": port, "highest": 6,
          "lowest": 5},
         {"src": src, "dst": dst, "kind": "handshake", "port": port, "ok": True, "outcome": "ok",
-         "peer_name": dst, **hs}]
+         "peer_name": dst, **hs},
+        wk(src, dst, "cookie_rejected", port)]
+
+
+def wk(src, dst, outcome, port=9100):
+    """The handshake with the well-known cookie `vmq` (DIST-008), as the probe reports it."""
+    return {"src": src, "dst": dst, "kind": "well_known_cookie", "cookie": "vmq", "port": port,
+            "ok": outcome == "ok", "outcome": outcome, "peer_name": dst,
+            "stage": "done" if outcome == "ok" else "recv_challenge_ack"}
 
 
 def findings(res):
     return {k for k, r in res.items() if r.is_finding()}
 
 
-def test_catalog_has_seven_documented_checks():
+def test_catalog_has_eight_documented_checks():
     ids = sorted(c.id for c in catalog().values() if c.category == "distribution")
-    assert ids == [f"DIST-00{i}" for i in range(1, 8)]
+    assert ids == [f"DIST-00{i}" for i in range(1, 9)]
+    assert catalog()["DIST-008"].severity.value == "critical"
     for cid in ids:
         c = catalog()[cid]
         assert c.doc and c.remedy and c.title
@@ -63,18 +73,21 @@ def test_catalog_has_seven_documented_checks():
 
 def test_all_good_passes():
     res = run(facts(good(A, B) + good(B, A)))
-    assert findings(res) == set() and len(res) == 2 * 4 + 2 * 3
+    assert findings(res) == set() and len(res) == 2 * 4 + 2 * 4
+    assert res[("DIST-008", "pass", A)].evidence["ping"] == "pang"
 
 
 def test_a_source_whose_probes_failed_is_unknown_for_its_pairs_only():
     obs = good(B, A) + [{"src": A, "kind": "transport_error", "ok": False, "detail": "exec refused"}]
     res = findings(run(facts(obs)))
-    assert res == {(c, "unknown", f"{A} -> {B}") for c in ("DIST-001", "DIST-004", "DIST-005", "DIST-006")}
+    assert res == ({(c, "unknown", f"{A} -> {B}") for c in ("DIST-001", "DIST-004", "DIST-005", "DIST-006")}
+                   | {("DIST-008", "unknown", B)})  # B's only prober was A; A itself was tried by B
 
 
 def test_handshake_outcomes_other_than_cookie():
     hs_bad = good(A, B)
-    hs_bad[-1] = {**hs_bad[-1], "ok": False, "outcome": "status_not_allowed", "detail": "peer answered 'not_allowed'"}
+    hs_bad[3] = {**hs_bad[3], "ok": False, "outcome": "status_not_allowed", "detail": "peer answered 'not_allowed'"}
+    hs_bad.pop()  # the probe tries no well-known cookie after a refusal at recv_status: DIST-008 skips B
     res = run(facts(hs_bad + good(B, A)))
     assert findings(res) == {("DIST-006", "fail", f"{A} -> {B}")}
     assert "not allowed" in res[("DIST-006", "fail", f"{A} -> {B}")].remedy
@@ -112,24 +125,19 @@ def test_jobs_carry_the_secrets_only_towards_the_transport():
     assert [j["source"] for j in direct] == ["validator", A, B]  # the validator probes; each node's view
 
 
-def test_netns_transport_puts_nothing_secret_on_argv(monkeypatch):
-    seen = {}
-
-    class CP:
-        returncode = 0
-        stdout = json.dumps({"src": A, "dst": B, "kind": "tcp", "ok": True}) + "\nnot json\n"
-        stderr = ""
-
-    def fake_run(argv, input, **kw):
-        seen["argv"], seen["input"], seen["timeout"] = argv, input, kw["timeout"]
-        return CP()
-    monkeypatch.setattr(netns_mod.subprocess, "run", fake_run)
+def test_netns_transport_starts_no_process_and_names_a_namespace_it_cannot_enter(monkeypatch):
+    def no_process(*a, **kw):
+        raise AssertionError("the netns transport must not start a process")
+    monkeypatch.setattr(netns_mod.subprocess, "Popen", no_process)
+    monkeypatch.setattr(netns_mod.subprocess, "run", no_process)
     s = spec("netns", cookie_env="C", api_key_env="K")
-    obs = netns_mod.NetnsTransport().run(coll.build_jobs(s)[:1])
-    assert seen["argv"][:4] == ["ip", "netns", "exec", "ns0"] and seen["argv"][-2:] == ["-m", "validators.erldist.probe"]
-    assert "unit-cookie-1234" not in " ".join(seen["argv"]) and "unit-cookie-1234" in seen["input"]
-    assert "netns" not in json.loads(seen["input"])
-    assert obs[0]["kind"] == "tcp" and obs[1]["kind"] == "transport_error" and "not JSON" in obs[1]["detail"]
+    jobs = coll.build_jobs(s)
+    jobs[0]["netns"] = "vmq-no-such-netns-%d" % os.getpid()
+    jobs[1]["netns"] = "../etc"
+    obs = netns_mod.NetnsTransport().run(jobs)
+    assert [o["kind"] for o in obs] == ["transport_error", "transport_error"]
+    assert "vmq-no-such-netns" in obs[0]["detail"] and "not a network namespace name" in obs[1]["detail"]
+    assert "unit-cookie-1234" not in json.dumps(obs)
 
 
 @pytest.mark.parametrize("raw,field", [
@@ -159,8 +167,66 @@ def test_cli_input_errors_are_messages_not_tracebacks(tmp_path, capsys):
 def test_without_a_cookie_the_pods_own_cookie_results_still_count():
     """kube-exec without a readable Secret: the script used each pod's own cookie."""
     obs = good(A, B, detail="challenge_ack received (not verified: the pod's own cookie was used)") + good(B, A)
-    obs[-1] = {**obs[-1], "ok": False, "outcome": "cookie_rejected", "stage": "recv_challenge_ack"}
+    obs[-2] = {**obs[-2], "ok": False, "outcome": "cookie_rejected", "stage": "recv_challenge_ack"}
     res = run(facts(obs, cookie=False))
     assert findings(res) == {("DIST-006", "fail", f"{B} -> {A}")}
     assert "own cookie" in res[("DIST-006", "fail", f"{B} -> {A}")].message
     assert "not verified" in res[("DIST-006", "pass", f"{A} -> {B}")].message
+
+
+def test_a_node_that_accepts_the_well_known_cookie_fails_critical_naming_it_whatever_the_configured_cookie():
+    """B runs on `vmq` (the image's vm.args), the configured cookie is the Secret's: DIST-006 says why, and
+    DIST-008 fails for B only, at severity critical; the report names `vmq` but never the configured cookie."""
+    from validators.core import redact
+    from validators.report import json_report
+    s_ = spec("netns", cookie_env="C")  # registers the configured cookie with the redactor
+    obs = good(B, A) + good(A, B)
+    obs[-2] = {**obs[-2], "ok": False, "outcome": "cookie_rejected", "stage": "recv_challenge_ack"}  # A -> B
+    obs[-1] = wk(A, B, "ok")
+    report = run_checks("distribution", [c for c in catalog().values() if c.category == "distribution"], facts(obs))
+    res = {(r.check, r.status.value, r.subject): r for r in report.results}
+    assert findings(res) == {("DIST-006", "fail", f"{A} -> {B}"), ("DIST-008", "fail", B)}
+    r = res[("DIST-008", "fail", B)]
+    assert r.severity.value == "critical" and B in r.message and "'vmq'" in r.message and "pong" in r.message
+    assert r.evidence["accepted_by"] == [A] and r.evidence["cookies_accepted"] == ["vmq"]
+    assert "-setcookie" in r.remedy and "erlangCookie.existingSecret" in r.remedy
+    assert "DOCKER_VERNEMQ_DISTRIBUTED_COOKIE" in r.remedy
+    d6 = res[("DIST-006", "fail", f"{A} -> {B}")]
+    assert "well-known cookie 'vmq'" in d6.message and "DIST-008" in d6.message and d6.remedy == r.remedy
+    assert res[("DIST-008", "pass", A)].evidence["refused_by"] == [B]
+    out = json_report.render(report)
+    assert "vmq" in out and s_.cookie not in out and "unit-cookie-1234" not in out
+    assert report.exit_code("critical") == 1
+    redact.clear()
+
+
+def test_the_well_known_cookie_is_named_even_when_it_is_the_configured_one():
+    from validators.core import redact
+    from validators.report import text
+    redact.register("vmq")
+    redact.register("vmqvmq-but-secret")  # a real secret that merely starts like it is still masked
+    obs = good(A, B) + good(B, A)
+    obs[4], obs[9] = wk(A, B, "ok"), wk(B, A, "ok")
+    report = run_checks("distribution", [c for c in catalog().values() if c.category == "distribution"], facts(obs))
+    out = redact.scrub(text.render(report) + " vmqvmq-but-secret")
+    assert "accepts the well-known cookie 'vmq'" in out and "vmqvmq-but-secret" not in out
+    redact.clear()
+
+
+def test_well_known_cookie_unfinished_or_not_reached():
+    obs = good(A, B) + good(B, A)
+    obs[4] = {**wk(A, B, "timeout"), "stage": "recv_challenge_ack"}
+    obs = [o for o in obs if not (o["kind"] == "well_known_cookie" and o["dst"] == A)]
+    res = run(facts(obs))
+    assert findings(res) == {("DIST-008", "unknown", B)}
+    assert "timeout" in res[("DIST-008", "unknown", B)].message
+    assert "not tried" in res[("DIST-008", "skip", A)].message
+
+
+def test_explain_dist_008_says_how_the_image_takes_its_cookie(capsys):
+    from validators.cli import main
+    assert main(["explain", "DIST-008"]) == 0
+    out = capsys.readouterr().out
+    assert "severity: critical" in out and "-setcookie" in out and "distributed_cookie" in out
+    assert "erlangCookie.existingSecret" in out and "pong" in out
+    assert main(["checks"]) == 0 and "DIST-008" in capsys.readouterr().out

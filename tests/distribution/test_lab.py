@@ -56,9 +56,12 @@ def test_healthy_lab_every_check_passes_pod_to_pod(lab, targets, transport):
     assert findings(report) == set()
     statuses = {r.status.value for r in report.results}
     assert statuses == {"pass"}
-    # 6 ordered pairs x 4 pairwise checks (001, 004, 005, 006) + 3 nodes x 3 per-node checks (002, 003, 007)
-    assert len(report.results) == 6 * 4 + 3 * 3
-    assert {r.check for r in report.results} == {f"DIST-00{i}" for i in range(1, 8)}
+    # 6 ordered pairs x 4 pairwise checks (001, 004, 005, 006) + 3 nodes x 4 per-node checks (002, 003, 007, 008)
+    assert len(report.results) == 6 * 4 + 3 * 4
+    assert {r.check for r in report.results} == {f"DIST-00{i}" for i in range(1, 9)}
+    # the lab's nodes run on the lab's cookie: each refused `vmq` from both of its peers
+    assert by(report, "DIST-008", lab.nodes[1].name).evidence["refused_by"] == sorted(
+        [lab.nodes[0].name, lab.nodes[2].name])
     assert by(report, "DIST-006", f"{lab.nodes[0].name} -> {lab.nodes[2].name}").evidence["peer_name"] == \
         lab.nodes[2].name
 

@@ -129,7 +129,7 @@ def test_cut_output_and_garbage_become_transport_errors():
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.one_of(
     st.text(max_size=60),
-    st.builds(lambda tag, i, rest: f"{tag} {i} {rest}", st.sampled_from(list("TEPDHXVZ")), st.integers(-2, 4),
+    st.builds(lambda tag, i, rest: f"{tag} {i} {rest}", st.sampled_from(list("TEPDHXVZ") + ["W0", "Y0", "Y1"]), st.integers(-2, 4),
               st.one_of(st.binary(max_size=30).map(bytes.hex), st.text(max_size=20)))), max_size=12))
 def test_parse_output_fuzzed_never_raises(lines):
     for o in parse_output(job(), "\n".join(lines)):
@@ -159,3 +159,47 @@ def test_kube_exec_forbidden_is_a_transport_error_naming_the_permission():
     obs = KubeExecTransport(kube=None, exec_fn=fake_exec).run([job()])
     assert obs == [{"src": "VerneMQ@10.0.0.1", "kind": "transport_error", "ok": False,
                     "detail": "exec into pod ns/vmq-0: 403 Forbidden (the identity needs create on pods/exec)"}]
+
+
+def test_well_known_cookie_lines_parse_into_their_own_observations():
+    """After the configured cookie's handshake the script tries `vmq` (W0/Y0): accepted and refused shapes."""
+    j = job(well_known_cookies=["vmq"])
+    mine = 0x0badcafe
+    base = ["T 0 0 ", f"E 0 0 {hx(names_answer())}", f"P 0 0 {hx(port2_answer())}", "D 0 0 ",
+            f"H 0 status {hx(b'sok')}", f"H 0 challenge {hx(challenge())}", "H 0 replied 00000001", "H 0 closed ack",
+            "X 0 0", f"W0 0 status {hx(b'sok')}", f"W0 0 challenge {hx(challenge())}", f"W0 0 replied {mine:08x}"]
+    accepted = parse_output(j, "\n".join(base + [f"W0 0 ack {hx(b'a' + wire.digest('vmq', mine))}", "Y0 0 0",
+                                                 "Z done"]))
+    (hs,) = [o for o in accepted if o["kind"] == "handshake"]
+    (w,) = [o for o in accepted if o["kind"] == "well_known_cookie"]
+    assert hs["outcome"] == "cookie_rejected"
+    assert (w["cookie"], w["outcome"], w["port"], w["peer_name"]) == ("vmq", "ok", 9100, "VerneMQ@10.0.0.2")
+    refused = parse_output(j, "\n".join(base + ["W0 0 closed ack", "Y0 0 0", "Z done"]))
+    (w,) = [o for o in refused if o["kind"] == "well_known_cookie"]
+    assert (w["outcome"], w["stage"]) == ("cookie_rejected", "recv_challenge_ack")
+    # a Y line for a cookie the job never named is an error of the exec output, not a crash
+    bad = parse_output(j, "\n".join(base + ["Y3 0 0", "Z done"]))
+    assert any("not a well-known cookie" in o.get("detail", "") for o in bad)
+
+
+def test_well_known_cookie_equal_to_the_configured_one_reuses_the_handshake():
+    j = job(cookie="vmq", well_known_cookies=["vmq"])
+    script = build_script(j)
+    assert "WK0" not in script  # nothing extra to try
+    mine = 7
+    out = "\n".join(["T 0 0 ", f"E 0 0 {hx(names_answer())}", f"P 0 0 {hx(port2_answer())}", "D 0 0 ",
+                     f"H 0 status {hx(b'sok')}", f"H 0 challenge {hx(challenge())}", f"H 0 replied {mine:08x}",
+                     f"H 0 ack {hx(b'a' + wire.digest('vmq', mine))}", "X 0 0", "Z done"])
+    (w,) = [o for o in parse_output(j, out) if o["kind"] == "well_known_cookie"]
+    assert (w["cookie"], w["outcome"]) == ("vmq", "ok")
+
+
+@pytest.mark.skipif(not shutil.which("bash"), reason="bash not installed")
+def test_the_well_known_cookie_reaches_the_probe_by_environment_with_its_own_probe_name():
+    j = job(well_known_cookies=["vmq"])
+    script = build_script(j)
+    assert subprocess.run(["bash", "-n"], input=script, text=True, capture_output=True).returncode == 0
+    assert "unset VMQV_WKC; export WK0=vmq\n" in script
+    probe_lines = [ln for ln in script.splitlines() if "bash -c 'probe" in ln]
+    assert len(probe_lines) == 2 and all(" '0:\\x00" in ln for ln in probe_lines)
+    assert "".join(f"\\x{b:02x}" for b in b"_0w0@10.0.0.1") in script

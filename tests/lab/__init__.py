@@ -13,6 +13,8 @@
         with lab.epmd_down(1): ...              # epmd killed; epmd + node restarted on exit
         with lab.wrong_cookie(1): ...           # node 1 restarted with another cookie
         with lab.dist_port(1, 9200): ...        # node 1 restarted with its distribution port at 9200
+        Lab(n=2, image_cookie=True)             # nodes started like the official image: vm.args -setcookie vmq
+        with lab.vm_args_cookie_from_secret(): ...  # ... then with the Secret's cookie written into vm.args
         lab.targets(transport="netns")          # a targets-file mapping (validators/collect/targets.py)
 
 Everything is cleaned up (processes, namespaces, veths, bridge; nft tables live inside the
@@ -28,6 +30,7 @@ import contextlib
 import ipaddress
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -45,6 +48,9 @@ from typing import Iterable, Sequence
 HERE = Path(__file__).resolve().parent
 STATE_DIR = Path(os.environ.get("VMQLAB_STATE_DIR", "/run/vmqlab" if os.access("/run", os.W_OK) else
                                 tempfile.gettempdir() + "/vmqlab"))
+#: the official image's /vernemq/etc/vm.args (docker-vernemq, see tests/fixtures/vernemq/image/README.md)
+IMAGE_VM_ARGS = HERE.parent / "fixtures" / "vernemq" / "image" / "vm.args"
+IMAGE_COOKIE = "vmq"  # what that file's -setcookie line holds
 SUBNET_BASE = "10.213"          # pods get 10.213.X.1..N, the bridge 10.213.X.254 (X free on this host)
 _counter = 0
 _counter_lock = threading.Lock()
@@ -95,6 +101,10 @@ class LabNode:
     cookie_file: Path
     #: faults currently applied to this node (for status and for teardown order)
     procs: dict = field(default_factory=dict)
+    #: None: the cookie comes from ~/.erlang.cookie. Else the node starts as the official image starts VerneMQ:
+    #: ``-args_file etc/vm.args`` (the image's file, -name rewritten) whose ``-setcookie`` is this file's content
+    #: or, for "vmq", the image's own line (see Lab.image_start)
+    vm_args_cookie: str | None = None
 
     @property
     def http_url(self) -> str:
@@ -105,7 +115,8 @@ class Lab:
     def __init__(self, n: int = 3, *, http_port: int = 8888, epmd_port: int = 4369,
                  dist_range: tuple[int, int] = (9100, 9109), dist_port: int | None = None,
                  cluster_port: int = 44053, ticktime: int = 4, api_key: str | None = None,
-                 cookie: str | None = None, ready_timeout: float = 60.0, detached: bool = False):
+                 cookie: str | None = None, ready_timeout: float = 60.0, detached: bool = False,
+                 image_cookie: bool = False):
         if not 1 <= n <= 200:
             raise ValueError("n must be 1..200")
         global _counter
@@ -134,6 +145,7 @@ class Lab:
         self._lock = threading.RLock()
         self.cookie_file = self.dir / "cookie"
         self.api_key_file = self.dir / "api-key"
+        self.image_cookie = image_cookie
 
     # ----------------------------------------------------------------- build / teardown
     def __enter__(self) -> "Lab":
@@ -171,7 +183,7 @@ class Lab:
             home = self.dir / f"n{i}"
             home.mkdir()
             node = LabNode(i, f"VerneMQ@{addr}", addr, ns, self.http_port, home, self.base_dist_port,
-                           self.cookie_file)
+                           self.cookie_file, vm_args_cookie=IMAGE_COOKIE if self.image_cookie else None)
             self.nodes.append(node)
             self._save_state()
             veth = f"vl{self.tag}h{i}"
@@ -378,6 +390,24 @@ class Lab:
                 self._restart_node(node)
                 self.wait_converged(timeout)
 
+    @contextlib.contextmanager
+    def vm_args_cookie_from_secret(self, timeout: float = 40):
+        """For a lab started with ``image_cookie=True``: every node restarted with the Secret's cookie (the
+        lab's cookie file) on the ``-setcookie`` line of its vm.args, as a fixed chart would write it; back
+        to the image's ``-setcookie vmq`` on exit."""
+        try:
+            self._restart_all(str(self.cookie_file), timeout)
+            yield
+        finally:
+            if not self._down:
+                self._restart_all(IMAGE_COOKIE, timeout)
+
+    def _restart_all(self, vm_args_cookie: str, timeout: float) -> None:
+        for node in self.nodes:
+            node.vm_args_cookie = vm_args_cookie
+            self._restart_node(node)
+        self.wait_converged(timeout)
+
     # ----------------------------------------------------------------- internals
     def _write_secret(self, path: Path, value: str) -> None:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -438,12 +468,35 @@ class Lab:
                                  f"{{ip, {json.dumps(node.addr)}}}.\n")
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home), "VMQLAB_CONF": str(conf),
                "ERL_EPMD_PORT": str(self.epmd_port)}
-        argv = ["erl", "-noshell", "-noinput", "-name", node.name,
+        start = ["-name", node.name]
+        if node.vm_args_cookie is not None:
+            start = ["-args_file", str(self._image_etc(node))]
+        argv = ["erl", *start, "-noshell", "-noinput",
                 "-kernel", "inet_dist_listen_min", str(node.dist_port), "inet_dist_listen_max", str(node.dist_port),
                 "-kernel", "net_ticktime", str(self.ticktime), "-pa", str(self.dir),
                 "+S", "1:1", "+A", "1", "+sbwt", "none", "+sbwtdcpu", "none", "+sbwtdio", "none",
                 "-s", "vmqlabnode", "start"]
         node.procs["beam"] = self.spawn(node.index, argv, env=env, log=f"beam-n{node.index}.log")
+
+    def _image_etc(self, node: LabNode) -> Path:
+        """etc/vm.args and etc/vernemq.conf as the official image's start script leaves them; returns vm.args.
+
+        vm.args is the image's own file with the ``-name`` line rewritten (the start script's sed); its
+        ``-setcookie`` stays ``vmq`` unless ``node.vm_args_cookie`` names a cookie file. vernemq.conf gets
+        ``distributed_cookie`` = the Secret's cookie, where DOCKER_VERNEMQ_DISTRIBUTED_COOKIE lands; nothing
+        here reads it, as the real release does not when vm.args exists (it starts with -args_file). The
+        node's ~/.erlang.cookie also holds the Secret's cookie: Erlang itself decides that -setcookie wins.
+        """
+        etc = node.home / "etc"
+        etc.mkdir(exist_ok=True)
+        text = IMAGE_VM_ARGS.read_text()
+        text = re.sub(r"(?m)^-name .*$", f"-name {node.name}", text)
+        if node.vm_args_cookie != IMAGE_COOKIE:
+            text = re.sub(r"(?m)^-setcookie .*$", "-setcookie " + Path(node.vm_args_cookie).read_text().strip(), text)
+        self._write_secret(etc / "vm.args", text)
+        self._write_secret(etc / "vernemq.conf", "## Start\ndistributed_cookie = "
+                           + node.cookie_file.read_text().strip() + "\n## End\n")
+        return etc / "vm.args"
 
     def _restart_node(self, node: LabNode) -> None:
         old = node.procs.pop("beam", None)

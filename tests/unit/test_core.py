@@ -143,3 +143,16 @@ def test_cli_usage_error_exits_2(capsys):
 def test_cli_explain_unknown_id_is_a_clear_error(capsys):
     assert main(["explain", "NOPE-001"]) == 2
     assert "no check with ID" in capsys.readouterr().err
+
+
+def test_critical_is_above_error_and_its_soft_verdict_is_a_warning():
+    def fail_and_warn(facts, conf):
+        yield failed("a", "taken over")
+        yield warned("b", "maybe")
+    report = run_checks("t", [spec(fail_and_warn, severity="critical")], Facts({"things": {}}))
+    sev = {r.subject: r.severity for r in report.results}
+    assert sev == {"a": Severity.CRITICAL, "b": Severity.WARNING}
+    assert Severity.CRITICAL.rank > Severity.ERROR.rank
+    assert [r.subject for r in report.findings_at_or_above("critical")] == ["a"]
+    assert report.exit_code("error") == 1 and report.summary()["findings_by_severity"]["critical"] == 1
+    assert Policy({"TEST-001": {"severity": "critical"}}).severity(spec(fail_and_warn)) is Severity.CRITICAL

@@ -15,6 +15,9 @@ from ..core.model import Facts, Finding, failed, passed, skipped, unknown
 from ..core.registry import check
 
 NEEDS = ("dist.cluster", "dist.observations")
+WELL_KNOWN = "well_known_cookie"
+#: handshake outcomes that mean the peer accepted our digest (it sent a challenge_ack)
+ACCEPTED = ("ok", "ack_mismatch")
 
 
 def pair(src: str, dst: str) -> str:
@@ -26,12 +29,17 @@ class _Index:
         self.cluster: Mapping[str, Any] = facts["dist.cluster"]
         self.by: dict[tuple[str, str, str], dict] = {}
         self.transport_errors: dict[str, list[str]] = defaultdict(list)
+        #: the well-known cookies tried (DIST-008): as the collector lists them, and any an observation names
+        self.well_known: list[str] = list(self.cluster.get("well_known_cookies") or [])
         for o in facts["dist.observations"]:
             kind = o.get("kind")
             if kind == "transport_error":
                 self.transport_errors[o.get("src", "?")].append(o.get("detail", ""))
             elif "dst" in o:
-                key = (kind, o.get("port_name", "")) if kind == "tcp" else (kind, "")
+                if kind == WELL_KNOWN and o.get("cookie") not in self.well_known:
+                    self.well_known.append(str(o.get("cookie")))
+                key = (kind, o.get("port_name", "")) if kind == "tcp" else \
+                    (kind, ":" + str(o.get("cookie"))) if kind == WELL_KNOWN else (kind, "")
                 self.by[(key[0] + key[1], o["src"], o["dst"])] = o
 
     def get(self, kind: str, src: str, dst: str) -> dict | None:
@@ -181,9 +189,20 @@ def cluster_port_reachable(facts: Facts, conf: Mapping[str, Any]) -> Iterable[Fi
                                          f"{o.get('error')} ({o.get('detail')})", **_net_evidence(o))
 
 
-_COOKIE_REMEDY = ("Give every node the same cookie: all pods must read DOCKER_VERNEMQ_DISTRIBUTED_COOKIE from the "
-                  "same Secret (after a re-install the Secret may have been regenerated while old pods kept the "
-                  "old value: restart them), and compare the pods' vm.args -setcookie.")
+_WELL_KNOWN_REMEDY = (
+    "The official image takes its cookie from `-setcookie` in /vernemq/etc/vm.args, which ships as `-setcookie "
+    "vmq`: with that file present the release starts with `-args_file etc/vm.args`, and `distributed_cookie` in "
+    "vernemq.conf, where DOCKER_VERNEMQ_DISTRIBUTED_COOKIE lands, is ignored. Write the release's Secret cookie "
+    "(chart values `erlangCookie.existingSecret` / `erlangCookie.existingSecretKey`; by default the Secret the "
+    "chart generates) onto the `-setcookie` line of vm.args before the node starts (e.g. in the init container "
+    "that seeds /vernemq/etc), on all nodes in one rollout (nodes on different cookies cannot talk), then check "
+    "that `vmq-validate distribution` passes DIST-006 with the Secret's cookie and DIST-008. Until then keep EPMD "
+    "(4369) and the distribution ports reachable only from the release's own pods (NetworkPolicy).")
+
+_COOKIE_REMEDY = ("Give every node the same cookie, from the same Secret (after a re-install the Secret may have been "
+                  "regenerated while old pods kept the old value: restart them). Compare the pods' vm.args "
+                  "-setcookie: the official image's node takes its cookie from there, not from "
+                  "DOCKER_VERNEMQ_DISTRIBUTED_COOKIE (see DIST-008).")
 
 
 @check("DIST-006", title="The distribution handshake succeeds (same cookie)", severity="error",
@@ -213,6 +232,14 @@ def handshake_ok(facts: Facts, conf: Mapping[str, Any]) -> Iterable[Finding]:
         elif o.get("outcome") == "connect_failed":
             yield skipped(pair(src, dst), "no TCP connection to the distribution port (see DIST-004)")
         elif o.get("outcome") == "cookie_rejected":
+            wk = [c for c in idx.well_known
+                  if (idx.get(f"{WELL_KNOWN}:{c}", src, dst) or {}).get("outcome") in ACCEPTED]
+            if wk:  # the node runs on a public default cookie instead of the configured one
+                yield failed(pair(src, dst), f"connected to {dst} on port {o.get('port')}, but it rejected {whose}: "
+                                             f"it runs on the well-known cookie {wk[0]!r} instead (see DIST-008)",
+                             connected=True, cookie_rejected=True, well_known_cookie_accepted=wk[0],
+                             remedy=_WELL_KNOWN_REMEDY, **ev)
+                continue
             yield failed(pair(src, dst), f"connected to {dst} on port {o.get('port')}, but it rejected {whose} "
                                          "(closed the connection after our challenge reply): its cookie "
                                          "differs", connected=True, cookie_rejected=True, **ev)
@@ -268,3 +295,54 @@ def membership(facts: Facts, conf: Mapping[str, Any]) -> Iterable[Finding]:
             yield failed(pair(obs, m), f"{obs} lists {m}, which is not one of the expected nodes", **ev)
         if not bad:
             yield passed(obs, f"{obs} sees all {len(expected)} nodes running", **ev)
+
+
+@check("DIST-008", title="No node accepts a well-known Erlang cookie (the image default `vmq`)", severity="critical",
+       category="distribution", needs=NEEDS, remedy=_WELL_KNOWN_REMEDY)
+def well_known_cookie(facts: Facts, conf: Mapping[str, Any]) -> Iterable[Finding]:
+    """Each source also runs the handshake with every cookie VerneMQ's packaging ships as a default (`vmq`:
+    the image's vm.args `-setcookie vmq`, and `distributed_cookie`'s default in the release's schema and
+    stock vernemq.conf), whatever cookie the operator configured, and stops after the challenge acknowledgement.
+
+    A node that acknowledges it runs on that public cookie: anyone who reaches its EPMD (4369) and its
+    distribution port can connect as a cluster peer and run any code on it (a hidden node pinging it with
+    this cookie gets `pong`). That is what the official image does with any chart that only sets
+    DOCKER_VERNEMQ_DISTRIBUTED_COOKIE, because its vm.args `-setcookie vmq` wins. A node that closes the
+    connection after the challenge reply refused the cookie (`pang`; it logs "Connection attempt from node
+    ... rejected. Invalid challenge reply."): pass. The well-known cookie is public and named in the report;
+    the configured cookie never is. Per node: fail when any source was accepted, pass when refused.
+    """
+    idx = _Index(facts)
+    tried = idx.well_known
+    names = ", ".join(repr(c) for c in tried) or "none"
+    for node in idx.cluster["nodes"]:
+        obs = sorted(((s, o) for (k, s, d), o in idx.by.items() if k.startswith(WELL_KNOWN) and d == node),
+                     key=lambda so: so[0])
+        accepted = [(s, o) for s, o in obs if o.get("outcome") in ACCEPTED]
+        refused = [(s, o) for s, o in obs if o.get("outcome") == "cookie_rejected"]
+        if accepted:
+            cookies = sorted({o.get("cookie") for _s, o in accepted})
+            first = accepted[0][1]
+            yield failed(node, f"{node} accepts the well-known cookie {cookies[0]!r} (VerneMQ's packaged default): it "
+                               "acknowledged our challenge reply, as it answers `pong` to a ping with this cookie; "
+                               "anyone who reaches its EPMD and distribution port can connect as a peer and run "
+                               "code on it", cookies_accepted=cookies, accepted_by=[s for s, _o in accepted],
+                         port=first.get("port"), peer_name=first.get("peer_name"), outcome=first.get("outcome"),
+                         ping="pong", tried=tried)
+        elif refused:
+            yield passed(node, f"{node} refused the well-known cookie(s) {names}: it closed the connection after our "
+                               "challenge reply (a ping with it gets `pang`; the node logs \"Connection attempt from "
+                               "node ... rejected. Invalid challenge reply.\")", refused_by=[s for s, _o in refused],
+                         port=refused[0][1].get("port"), outcome="cookie_rejected", ping="pang", tried=tried)
+        elif obs:
+            yield unknown(node, f"the handshake with the well-known cookie(s) {names} did not finish: "
+                                + "; ".join(f"{s}: {o.get('outcome')} at {o.get('stage')}" for s, o in obs[:3]),
+                          outcomes={s: o.get("outcome") for s, o in obs}, tried=tried)
+        else:
+            srcs = [s for s, d in idx.pairs() if d == node]
+            errs = [idx.transport_errors[s][0] for s in srcs if idx.transport_errors.get(s)]
+            if srcs and len(errs) == len(srcs):
+                yield unknown(node, f"could not run the probes towards {node}: {errs[0]}", transport_error=errs[0])
+            else:
+                yield skipped(node, f"well-known cookie(s) {names} not tried: no source got as far as the handshake's "
+                                    "challenge (see DIST-001/002/004/006)")

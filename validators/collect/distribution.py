@@ -5,7 +5,8 @@ Sources: with the ``direct`` transport the validator itself ("validator"); with 
 
 Facts:
   dist.cluster       {"nodes": [...], "sources": [...], "pairs": [[src, dst], ...], "dist_port_range": [lo, hi],
-                      "epmd_port", "cluster_port", "transport", "cookie_given": bool}
+                      "epmd_port", "cluster_port", "transport", "cookie_given": bool,
+                      "well_known_cookies": the public default cookies tried against every node (DIST-008)}
   dist.observations  the transports' observation dicts (see validators.erldist.probe), secrets never included
   dist.views         {node: {"ok": true, "members": [[name, running], ...]} | {"ok": false, "reason": ...}}
 """
@@ -15,12 +16,15 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from ..core import redact
 from ..core.model import Facts, NotApplicable
+from ..erldist.handshake import WELL_KNOWN_COOKIES
 from ..transports import Transport
 from ..vernemq.parse import ParseError, parse_cluster_show
 from .targets import ClusterSpec, Node
 
 VALIDATOR = "validator"
+redact.declare_public(*WELL_KNOWN_COOKIES)  # named in DIST-008's findings even when it is the configured cookie
 DEFAULT_HTTP_PORT = 8888
 
 
@@ -43,7 +47,7 @@ def build_jobs(spec: ClusterSpec, timeout: float = 3.0, concurrency: int = 16,
     """One probe job per source (secrets included: jobs go only to the transport, never to output)."""
     sources, pairs = plan(spec)
     common = {"epmd_port": spec.epmd_port, "cluster_port": spec.cluster_port, "cookie": spec.cookie,
-              "timeout": timeout, "concurrency": concurrency}
+              "well_known_cookies": list(WELL_KNOWN_COOKIES), "timeout": timeout, "concurrency": concurrency}
     by_name = {n.name: n for n in spec.nodes}
     jobs = []
     for src in sources:
@@ -103,7 +107,7 @@ def collect(spec: ClusterSpec, transport: Transport, timeout: float = 3.0, concu
         "dist.cluster": {"nodes": names, "sources": sources, "pairs": [list(p) for p in pairs],
                          "dist_port_range": list(spec.dist_port_range), "epmd_port": spec.epmd_port,
                          "cluster_port": spec.cluster_port, "transport": spec.transport,
-                         "cookie_given": bool(spec.cookie)},
+                         "cookie_given": bool(spec.cookie), "well_known_cookies": list(WELL_KNOWN_COOKIES)},
         "dist.observations": clean,
         "dist.views": parse_views(observations, names) if views else NotApplicable("cluster views not requested"),
     })

@@ -15,13 +15,14 @@ from typing import Any, Callable, Iterable, Iterator, Mapping
 
 
 class Severity(str, enum.Enum):
+    CRITICAL = "critical"   #: someone who reaches it can take the broker over (e.g. a well-known cookie)
     ERROR = "error"
     WARNING = "warning"
     INFO = "info"
 
     @property
     def rank(self) -> int:
-        return {"info": 1, "warning": 2, "error": 3}[self.value]
+        return {"info": 1, "warning": 2, "error": 3, "critical": 4}[self.value]
 
 
 class Status(str, enum.Enum):

@@ -3,7 +3,7 @@
 ```yaml
 checks:
   TRAFFIC-002:
-    severity: warning        # error | warning | info
+    severity: warning        # critical | error | warning | info
     options: {min_idle_timeout_minutes: 30}
   CLIENTS-003:
     enabled: false

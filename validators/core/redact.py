@@ -13,6 +13,14 @@ from typing import Any
 MASK = "***"
 _lock = threading.Lock()
 _secrets: set[str] = set()
+#: public values that are never masked even when configured as a secret: a well-known default such as
+#: VerneMQ's cookie `vmq` protects nothing, and reports must be able to name it (check DIST-008)
+_public: set[str] = set()
+
+
+def declare_public(*values: str) -> None:
+    with _lock:
+        _public.update(v.strip() for v in values if v and v.strip())
 
 
 def register(value: str | bytes | None) -> None:
@@ -33,7 +41,7 @@ def clear() -> None:
 
 def scrub(text: str) -> str:
     with _lock:
-        secrets = sorted(_secrets, key=len, reverse=True)
+        secrets = sorted(_secrets - _public, key=len, reverse=True)
     for s in secrets:
         text = text.replace(s, MASK)
     return text

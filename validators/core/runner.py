@@ -26,8 +26,8 @@ def run_checks(
 
 def _result(spec: CheckSpec, severity: Severity, status: Status, subject: str, message: str,
             evidence: Mapping[str, Any], remedy: str | None = None) -> Result:
-    if status is Status.WARN and severity is Severity.ERROR:
-        severity = Severity.WARNING  # a soft verdict of an error-level check is a warning
+    if status is Status.WARN and severity in (Severity.ERROR, Severity.CRITICAL):
+        severity = Severity.WARNING  # a soft verdict of an error-level (or critical) check is a warning
     return Result(
         check=spec.id,
         title=spec.title,

@@ -22,6 +22,14 @@ from dataclasses import asdict, dataclass
 from . import wire
 from .net import Conn, NetError
 
+#: Cookies that VerneMQ's packaging ships as defaults, tried against every node (check DIST-008). The official
+#: image's /vernemq/etc/vm.args holds ``-setcookie vmq``, and ``distributed_cookie`` defaults to ``vmq`` in the
+#: release's vmq.schema and stock vernemq.conf; no other default is documented. Public, not secrets.
+WELL_KNOWN_COOKIES = ("vmq",)
+
+#: outcomes that mean the peer accepted our digest: it sent a challenge_ack (ack_mismatch: with an odd digest)
+ACCEPTED = ("ok", "ack_mismatch")
+
 
 @dataclass
 class HandshakeResult:

@@ -4,13 +4,17 @@
 and prints one JSON line per observation; :func:`run_job` does the same in-process. Stdlib only.
 
 Job: {"source": "VerneMQ@10.0.0.1" | "validator", "targets": [{"name": ..., "host": ...}],
-      "epmd_port": 4369, "cluster_port": 44053, "cookie": "...", "timeout": 3.0, "concurrency": 16,
+      "epmd_port": 4369, "cluster_port": 44053, "cookie": "...", "well_known_cookies": ["vmq"],
+      "timeout": 3.0, "concurrency": 16,
       "view": {"url": "http://10.0.0.1:8888", "api_key": "..."} | null}
 
 Observations (every one has "src", "kind", and "dst" except "view"):
   {"kind": "epmd_names", "ok": true, "names": [["VerneMQ", 9100]]}   | "ok": false, "error", "detail"
   {"kind": "port_please", "ok": true, "found": true, "port": 9100, "node_type": 77, "highest": 6, "lowest": 5}
   {"kind": "handshake", "port": 9100, "ok": ..., "outcome": "ok|cookie_rejected|connect_failed|...", ...}
+  {"kind": "well_known_cookie", "cookie": "vmq", ...the handshake's fields}  one per job["well_known_cookies"]
+      (public default cookies, DIST-008); skipped when the handshake with the job's cookie did not reach the
+      challenge; the handshake itself is reused when the job's cookie is that well-known one
   {"kind": "tcp", "port_name": "cluster", "port": 44053, "ok": ..., "error", "detail", "elapsed_ms"}
   {"kind": "view", "ok": true, "status": 200, "body": "<cluster/show JSON text>"} | "ok": false, "error"
 """
@@ -80,10 +84,15 @@ def probe_target(src: str, tgt: dict, job: dict, emit: Callable[[dict], None]) -
     emit({**base, "kind": "port_please", "ok": True, "found": True, "name": short, "port": info.port,
           "node_type": info.node_type, "protocol": info.protocol, "highest": info.highest, "lowest": info.lowest})
     cookie = job.get("cookie")
-    if not cookie:
-        return
-    hs = handshake(host, info.port, cookie, timeout)
-    emit({**base, "kind": "handshake", "port": info.port, **hs.to_dict()})
+    hs = None
+    if cookie:
+        hs = handshake(host, info.port, cookie, timeout)
+        emit({**base, "kind": "handshake", "port": info.port, **hs.to_dict()})
+        if hs.outcome not in ("ok", "ack_mismatch", "cookie_rejected"):
+            return  # not as far as the challenge: a second handshake would only fail (or wait) the same way
+    for wk in job.get("well_known_cookies") or ():
+        res = hs if hs is not None and cookie == wk else handshake(host, info.port, wk, timeout)
+        emit({**base, "kind": "well_known_cookie", "cookie": wk, "port": info.port, **res.to_dict()})
 
 
 def fetch_view(src: str, view: dict, timeout: float) -> dict:

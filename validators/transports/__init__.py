@@ -4,7 +4,8 @@ A transport takes probe jobs (see :mod:`validators.erldist.probe`: one source, m
 returns the observations (dicts). It never decides anything; the checks do.
 
 * ``direct``     sockets from where the validator runs (a VM, an in-cluster Job); source "validator"
-* ``netns``      ``ip netns exec NS python -m validators.erldist.probe`` per source node (the lab)
+* ``netns``      the Python probe in-process, one thread per source node that entered the node's network
+                 namespace with setns(2) (the lab; no interpreter started per source)
 * ``kube-exec``  Kubernetes exec into each VerneMQ pod, running a bash script that uses only what the
                  VerneMQ images contain (bash /dev/tcp, timeout, dd, od, tr, md5sum); see :mod:`.shell`
 * ``netns-shell`` the kube-exec script, run with ``ip netns exec NS bash -s`` (proves the script on the lab)

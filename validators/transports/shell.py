@@ -18,7 +18,9 @@ Output: one line per step, ``TAG IDX FIELDS...`` with every byte string as lower
   P i rc HEX      EPMD PORT_PLEASE2
   D i rc HEX      distribution-port connect
   H i STEP HEX    handshake progress: status, challenge, replied (our challenge), ack, closed (a step name)
-  X i rc          handshake exit status (124: it ran out of time)
+  X i rc          handshake exit status (124: it ran out of time; 5: it ended before the challenge)
+  Wj i STEP HEX   the same for the well-known cookie j (job["well_known_cookies"][j], in env WKj), after H
+  Yj i rc         its exit status
   V rc HEX        the raw HTTP answer of GET /api/v1/cluster/show
 """
 
@@ -37,30 +39,31 @@ SHELL_ARGV = ["bash", "-s"]
 _TEMPLATE = r"""main() {
 export LC_ALL=C T=@T@ EP=@EP@ CP=@CP@ COOKIE=@COOKIE@ APIKEY=@APIKEY@
 C=@C@
+@WK@
 emit() { printf '%s\n' "$*"; }
 hexof() { od -An -v -tx1 | tr -d ' \n'; }
 rd() { dd bs=1 count="$1" <&3 2>/dev/null | od -An -v -tx1 | tr -d ' \n'; }
 conn() { timeout "$T" bash -c 'exec 3<>"/dev/tcp/$0/$1"' "$1" "$2" 2>&1; }
 ask() { timeout "$T" bash -c '{ exec 3<>"/dev/tcp/$0/$1"; } 2>&1 || exit 7; printf "$2" >&3; od -An -v -tx1 <&3 | tr -d " \n"' "$1" "$2" "$3"; }
 hs() {
-  local i=$1 h=$2 p=$3 sn=$4 l b ch c d m r e k
-  exec 3<>"/dev/tcp/$h/$p" 2>/dev/null || { emit "H $i closed connect"; return; }
+  local g=$1 i=$2 h=$3 p=$4 sn=$5 l b ch c d m r e k
+  exec 3<>"/dev/tcp/$h/$p" 2>/dev/null || { emit "$g $i closed connect"; return 5; }
   printf "$sn" >&3
-  l=$(rd 2); [ ${#l} -eq 4 ] || { emit "H $i closed status"; return; }
-  b=$(rd $((16#$l))); emit "H $i status $b"
-  case $b in 736f6b|736f6b5f73696d756c74616e656f7573) ;; *) return ;; esac
-  l=$(rd 2); [ ${#l} -eq 4 ] || { emit "H $i closed challenge"; return; }
-  b=$(rd $((16#$l))); emit "H $i challenge $b"
+  l=$(rd 2); [ ${#l} -eq 4 ] || { emit "$g $i closed status"; return 5; }
+  b=$(rd $((16#$l))); emit "$g $i status $b"
+  case $b in 736f6b|736f6b5f73696d756c74616e656f7573) ;; *) return 5 ;; esac
+  l=$(rd 2); [ ${#l} -eq 4 ] || { emit "$g $i closed challenge"; return 5; }
+  b=$(rd $((16#$l))); emit "$g $i challenge $b"
   if [ "${b:0:2}" = 4e ]; then ch=$((16#${b:18:8})); else ch=$((16#${b:14:8})); fi
-  c=${COOKIE:-$DOCKER_VERNEMQ_DISTRIBUTED_COOKIE}
+  c=${VMQV_WKC-${COOKIE:-$DOCKER_VERNEMQ_DISTRIBUTED_COOKIE}}
   d=$(printf '%s%s' "$c" "$ch" | md5sum); d=${d:0:32}
   m=$(printf '%04x%04x' $RANDOM $RANDOM)
   r="001572$m$d"; e=""
   for ((k = 0; k < ${#r}; k += 2)); do e+="\\x${r:k:2}"; done
   printf "$e" >&3
-  emit "H $i replied $m"
-  l=$(rd 2); [ ${#l} -eq 4 ] || { emit "H $i closed ack"; return; }
-  b=$(rd $((16#$l))); emit "H $i ack $b"
+  emit "$g $i replied $m"
+  l=$(rd 2); [ ${#l} -eq 4 ] || { emit "$g $i closed ack"; return 0; }
+  b=$(rd $((16#$l))); emit "$g $i ack $b"
 }
 probe() {
   local i=$1 h=$2 pp=$3 sn=$4 out rc port
@@ -73,7 +76,12 @@ probe() {
   port=$((16#${out:4:4}))
   out=$(conn "$h" "$port"); rc=$?; emit "D $i $rc $(printf '%s' "$out" | hexof)"
   [ $rc -eq 0 ] || return
-  timeout "$T" bash -c 'hs "$@"' _ "$i" "$h" "$port" "$sn"; emit "X $i $?"
+  timeout "$T" bash -c 'hs "$@"' _ H "$i" "$h" "$port" "$sn"; rc=$?; emit "X $i $rc"
+  [ $rc -eq 0 ] || return  # not as far as the challenge: another handshake would fail the same way
+  shift 4; local a j k
+  for a in "$@"; do  # J:NAME: the well-known cookie $WKJ (a public default) and its own probe name
+    j=${a%%:*}; k=WK$j; VMQV_WKC=${!k} timeout "$T" bash -c 'hs "$@"' _ "W$j" "$i" "$h" "$port" "${a#*:}"; emit "Y$j $i $?"
+  done
 }
 view() {
   local out rc
@@ -109,10 +117,12 @@ def build_script(job: dict) -> str:
     for i, t in enumerate(job.get("targets", [])):
         short = t["name"].split("@", 1)[0]
         name = f"vmq_validate_sh{run_id}_{i}@{src_host}"
+        wk_names = "".join(f" '{j}:{_esc(wire.send_name(f'vmq_validate_sh{run_id}_{i}w{j}@{src_host}'))}'"
+                           for j, _c in _wk_tried(job))
         lines.append(
             'while [ "$(jobs -rp | wc -l)" -ge "$C" ]; do wait -n; done\n'
-            f"timeout {timeout * 8} bash -c 'probe \"$@\"' _ {i} {_sq(t['host'])} "
-            f"'{_esc(wire.port_please2_request(short))}' '{_esc(wire.send_name(name))}' &")
+            f"timeout {timeout * (8 + 4 * len(_wk_tried(job)))} bash -c 'probe \"$@\"' _ {i} {_sq(t['host'])} "
+            f"'{_esc(wire.port_please2_request(short))}' '{_esc(wire.send_name(name))}'{wk_names} &")
     view = ""
     if job.get("view"):
         host, port = _host_port(job["view"]["url"])
@@ -123,10 +133,18 @@ def build_script(job: dict) -> str:
             "@CP@": str(int(job.get("cluster_port", 44053))), "@C@": str(max(1, int(job.get("concurrency", 16)))),
             "@COOKIE@": _sq(job.get("cookie") or ""), "@APIKEY@": _sq((job.get("view") or {}).get("api_key") or ""),
             "@TARGETS@": "\n".join(lines), "@VIEW@": view}
+    # the well-known cookies (public defaults, DIST-008) go in the environment of the probes, never argv
+    subs["@WK@"] = "unset VMQV_WKC" + "".join(f"; export WK{j}={_sq(c)}" for j, c in _wk_tried(job))
     script = _TEMPLATE
     for k, v in subs.items():
         script = script.replace(k, v)
     return script
+
+
+def _wk_tried(job: dict) -> list[tuple[int, str]]:
+    """(index, cookie) of the well-known cookies the script tries itself: not the job's own cookie, whose
+    handshake already answers for it (:func:`parse_output` reuses that one)."""
+    return [(j, c) for j, c in enumerate(job.get("well_known_cookies") or ()) if c != job.get("cookie")]
 
 
 def _host_port(url: str) -> tuple[str, int]:
@@ -175,8 +193,9 @@ def parse_output(job: dict, text: str) -> list[dict[str, Any]]:
     src = job.get("source", "?")
     targets = job.get("targets", [])
     cookie = job.get("cookie")
+    well_known = list(job.get("well_known_cookies") or ())
     out: list[dict[str, Any]] = []
-    hs: dict[int, dict[str, Any]] = {}
+    hs: dict[Any, dict[str, Any]] = {}
     ports: dict[int, int] = {}
     done = False
     for n, line in enumerate(text.splitlines(), 1):
@@ -245,14 +264,26 @@ def parse_output(job: dict, text: str) -> list[dict[str, Any]]:
                     else:
                         hs[i] = {"steps": []}
                 continue
-            if tag == "H":
-                hs.setdefault(i, {"steps": []})["steps"].append((parts[2], parts[3] if len(parts) > 3 else ""))
+            if tag == "H" or tag[:1] == "W" and tag[1:].isdigit():
+                key = i if tag == "H" else (i, int(tag[1:]))
+                hs.setdefault(key, {"steps": []})["steps"].append((parts[2], parts[3] if len(parts) > 3 else ""))
                 continue
             if tag == "X":
                 h = hs.setdefault(i, {"steps": []})
                 h["rc"] = int(parts[2])
-                out.append({**base, "kind": "handshake", "port": ports.get(i),
-                            **_handshake_from_steps(h["steps"], h["rc"], cookie).to_dict()})
+                res = _handshake_from_steps(h["steps"], h["rc"], cookie).to_dict()
+                out.append({**base, "kind": "handshake", "port": ports.get(i), **res})
+                for wk in well_known:
+                    if wk == cookie:  # the job's own cookie is this well-known one: the same handshake answers
+                        out.append({**base, "kind": "well_known_cookie", "cookie": wk, "port": ports.get(i), **res})
+                continue
+            if tag[:1] == "Y" and tag[1:].isdigit():
+                j = int(tag[1:])
+                if not 0 <= j < len(well_known):
+                    raise wire.ProtocolError("exec output", "index", f"{tag} is not a well-known cookie")
+                h = hs.setdefault((i, j), {"steps": []})
+                res = _handshake_from_steps(h["steps"], int(parts[2]), well_known[j]).to_dict()
+                out.append({**base, "kind": "well_known_cookie", "cookie": well_known[j], "port": ports.get(i), **res})
                 continue
             raise wire.ProtocolError("exec output", "tag", f"unknown tag {tag!r}")
         except (wire.ProtocolError, ValueError, IndexError) as exc:
