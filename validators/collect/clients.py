@@ -23,7 +23,6 @@ A collector never decides: an answer that cannot be read becomes an Unavailable 
 
 from __future__ import annotations
 
-import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -36,6 +35,7 @@ from ..vernemq.parse import (Health, ListenerConns, Member, Metrics, NodeStatus,
                              parse_cluster_show, parse_health, parse_listener_show, parse_metrics,
                              parse_status_json)
 from ..vernemq.sessions import SessionSummary, reconcile_stream
+from .capture import KEY_REFUSED, CaptureDir
 from .targets import ClusterSpec
 
 #: the counters and gauges the checks read, by their name without the ``vernemq_`` prefix
@@ -44,6 +44,15 @@ COUNTERS = ("socket_open", "socket_close", "socket_close_timeout", "socket_error
             "netsplit_resolved", "queue_setup", "queue_teardown")
 GAUGES = ("active_mqtt_connections", "active_mqttws_connections", "total_active_connections", "queue_processes")
 DEFAULT_SESSION_LIMIT = 1_000_000
+
+
+@dataclass(frozen=True)
+class KeyAnswer:
+    """How a node answered a request that carried the API key (200: accepted, 401: refused)."""
+
+    accepted: bool
+    http_status: int
+    path: str
 
 
 @dataclass
@@ -58,6 +67,8 @@ class NodeObservation:
     health_full: Health | Unavailable = Unavailable("not asked")
     listeners: list[ListenerConns] | Unavailable = Unavailable("not asked")
     cluster: list[Member] | Unavailable = Unavailable("not asked")
+    #: KeyAnswer, NotApplicable (no key given) or Unavailable (no answer at all)
+    api_key: Any = Unavailable("not asked")
 
     @property
     def reachable(self) -> bool:
@@ -133,6 +144,22 @@ def _try(fn: Callable[[], Any], what: str) -> Any:
         return Unavailable(f"{what}: the answer is malformed ({exc}); is this a VerneMQ 2.1 node?")
 
 
+def _with_key(http: NodeHttp, path: str, parse: Callable[[Any], Any]) -> tuple[Any, KeyAnswer | Unavailable]:
+    """(parsed answer or Unavailable, how the node took the key) for GET ``path`` with the API key."""
+    try:
+        doc = http.get_json(path, auth=True)
+    except HttpFailure as exc:
+        if exc.status == 401:
+            return Unavailable(f"GET {path}: {KEY_REFUSED}"), KeyAnswer(False, 401, path)
+        answer = KeyAnswer(True, exc.status, path) if exc.status and exc.status != 403 else Unavailable(exc.reason)
+        return Unavailable(exc.reason), answer
+    try:
+        return parse(doc), KeyAnswer(True, 200, path)
+    except ParseError as exc:
+        return Unavailable(f"{path}: the answer is malformed ({exc}); is this a VerneMQ 2.1 node?"), \
+            KeyAnswer(True, 200, path)
+
+
 def observe_node(name: str, http: NodeHttp, with_api: bool) -> NodeObservation:
     obs = NodeObservation(name=name, url=http.base_url)
     obs.status = _try(lambda: parse_status_json(http.get_json("/status.json")), "/status.json")
@@ -145,13 +172,14 @@ def observe_node(name: str, http: NodeHttp, with_api: bool) -> NodeObservation:
     obs.health = _try(lambda: health("/health"), "/health")
     obs.health_full = _try(lambda: health("/health/listeners_full_cluster"), "/health/listeners_full_cluster")
     if with_api:
-        obs.listeners = _try(lambda: parse_listener_show(http.get_json("/api/v1/listener/show", auth=True)),
-                             "/api/v1/listener/show")
-        obs.cluster = _try(lambda: parse_cluster_show(http.get_json("/api/v1/cluster/show", auth=True)),
-                           "/api/v1/cluster/show")
+        obs.cluster, obs.api_key = _with_key(http, "/api/v1/cluster/show", parse_cluster_show)
+        obs.listeners, listener_key = _with_key(http, "/api/v1/listener/show", parse_listener_show)
+        if not isinstance(obs.api_key, KeyAnswer):
+            obs.api_key = listener_key
     else:
         why = Unavailable("no API key given (api_key_env / api_key_file in the targets file)")
         obs.listeners, obs.cluster = why, why
+        obs.api_key = NotApplicable(why.reason)
     return obs
 
 
@@ -171,19 +199,29 @@ def sample_cluster(clients: Mapping[str, NodeHttp], label: str, with_api: bool,
         sample.sessions = Unavailable("no API key given: session/show needs a key with scope mgmt "
                                       "(api_key_env / api_key_file in the targets file)")
         return sample
-    reasons = []
+    reasons, refused = [], []
     for name, http in clients.items():
         if not sample.nodes[name].reachable:
             continue
-        result = _try(lambda: fetch_sessions(http, session_limit), "/api/v1/session/show")
-        if isinstance(result, Unavailable):
-            reasons.append(result.reason)
+        if isinstance(sample.nodes[name].api_key, KeyAnswer) and not sample.nodes[name].api_key.accepted:
+            refused.append(name)  # it refused the key a moment ago: session/show would get the same 401
+            continue
+        try:
+            result = fetch_sessions(http, session_limit)
+        except HttpFailure as exc:
+            (refused if exc.status == 401 else reasons).append(name if exc.status == 401 else exc.reason)
+            continue
+        except ParseError as exc:
+            reasons.append(f"/api/v1/session/show: the answer is malformed ({exc}); is this a VerneMQ 2.1 node?")
             continue
         sample.sessions, sample.sessions_from = result, name
         break
     else:
-        sample.sessions = Unavailable("; ".join(reasons) or "no node answered /status.json, so none was asked "
-                                                            "for session/show")
+        if refused and not reasons:
+            sample.sessions = Unavailable(f"session/show: every node ({', '.join(refused)}) answered {KEY_REFUSED}")
+        else:
+            sample.sessions = Unavailable("; ".join(reasons + [f"{n}: {KEY_REFUSED}" for n in refused])
+                                          or "no node answered /status.json, so none was asked for session/show")
     return sample
 
 
@@ -197,39 +235,24 @@ def node_clients(spec: ClusterSpec, timeout: float = 5.0) -> dict[str, NodeHttp]
 
 # --------------------------------------------------------------------------- replay
 
-_LOG_LINE = re.compile(r"^(?P<file>node\d+_[\w.-]+?)\s+<-\s+GET\s+(?P<url>\S+).*?->\s+HTTP\s+(?P<code>\d{3})")
-_PREFIX = re.compile(r"^(node\d+)_")
-
-
-def _read_log(phase: Path) -> dict[str, tuple[str, int]]:
-    """file name -> (url, http code) from a capture log."""
-    log = phase / "_capture_log.txt"
-    out: dict[str, tuple[str, int]] = {}
-    if log.is_file():
-        for line in log.read_text().splitlines():
-            m = _LOG_LINE.match(line.strip())
-            if m:
-                out[m.group("file")] = (m.group("url"), int(m.group("code")))
-    return out
-
-
-def _load(phase: Path, fname: str, log: Mapping[str, tuple[str, int]], parse: Callable[[bytes, int | None], Any],
-          what: str) -> Any:
-    path = phase / fname
-    if not path.is_file():
-        if fname in log:
-            url, code = log[fname]
-            if code == 0:
-                return Unavailable(f"GET {url}: cannot connect (HTTP 000 in the capture)")
-            return Unavailable(f"GET {url}: HTTP {code} in the capture, no body kept")
-        return Unavailable(f"{what}: not captured in {phase.name}")
-    code = log.get(fname, (None, None))[1]
+def _parsed(cap: CaptureDir, fname: str | None, what: str, parse: Callable[[bytes, int | None], Any],
+            ok: tuple[int, ...] = (200,)) -> Any:
+    if fname is None:
+        return Unavailable(f"{what}: not captured in {cap.name}")
+    got = cap.answer(fname, what)
+    if isinstance(got, Unavailable):
+        return got
+    code, body = got
+    if code == 401:
+        return Unavailable(f"GET {cap.url(fname) or what}: {KEY_REFUSED}")
+    if code is not None and code not in ok:
+        return Unavailable(f"GET {cap.url(fname) or what}: HTTP {code} in the capture")
     try:
-        return parse(path.read_bytes(), code)
+        return parse(body, code)
     except ParseError as exc:
-        return Unavailable(f"{what} ({path.name}): malformed ({exc})")
+        return Unavailable(f"{what} ({fname}): malformed ({exc})")
     except ValueError as exc:
-        return Unavailable(f"{what} ({path.name}): not JSON ({exc})")
+        return Unavailable(f"{what} ({fname}): not JSON ({exc})")
 
 
 def _json(data: bytes) -> Any:
@@ -238,32 +261,56 @@ def _json(data: bytes) -> Any:
     return json.loads(data)
 
 
+def _api_files(cap: CaptureDir, pre: str, name: str) -> str | None:
+    """The captured answer of ``/api/v1/NAME/show`` with the key: the standard file, or ``_KEY`` (200 or 401)."""
+    base = f"{pre}_api_v1_{name}_show"
+    return cap.first(f"{base}.json", f"{base}_KEY.json", f"{base}_KEY.txt")
+
+
+def _key_answer(cap: CaptureDir, pre: str) -> KeyAnswer | Unavailable:
+    """How the node answered the first captured request that carried the API key."""
+    reasons = []
+    for name in ("cluster", "listener", "session"):
+        fname = _api_files(cap, pre, name)
+        if fname is None:
+            continue
+        path = f"/api/v1/{name}/show"
+        got = cap.answer(fname, path)
+        if isinstance(got, Unavailable):
+            reasons.append(got.reason)
+            continue
+        code = got[0] if got[0] is not None else 200
+        return KeyAnswer(accepted=code != 401, http_status=code, path=path)
+    return Unavailable(reasons[0] if reasons else f"no request with the API key was captured in {cap.name}")
+
+
 def load_phase(phase: Path) -> Sample:
     """One captured phase directory -> one Sample (same shapes as a live sample)."""
-    if not phase.is_dir():
-        raise FileNotFoundError(phase)
-    log = _read_log(phase)
-    prefixes = sorted({m.group(1) for f in [p.name for p in phase.iterdir()] + list(log)
-                       if (m := _PREFIX.match(f))})
+    cap = CaptureDir(phase)
+    if not cap.prefixes:
+        sub = f" (it holds sub-folders: {', '.join(cap.subdirs)}; replay those)" if cap.subdirs else ""
+        raise ValueError(f"{phase} holds no captured node answers (nodeN_status.json, ...){sub}")
     sample = Sample(label=phase.name)
     hosts: dict[str, str | None] = {}
-    for pre in prefixes:
-        url = log.get(f"{pre}_status.json", (None, 0))[0]
-        hosts[pre] = re.sub(r"^\w+://([^/:]+).*$", r"\1", url) if url else None
+    for pre in cap.prefixes:
+        url = cap.url(f"{pre}_status.json")
+        hosts[pre] = cap.host(pre)
         obs = NodeObservation(name=pre, url=url.rsplit("/", 1)[0] if url else None)
-        obs.status = _load(phase, f"{pre}_status.json", log, lambda b, c: parse_status_json(_json(b)), "/status.json")
-        obs.counters = _load(phase, f"{pre}_metrics.prom", log,
-                             lambda b, c: counters_from_metrics(parse_metrics(b)), "/metrics")
-        obs.health = _load(phase, f"{pre}_health.json", log, lambda b, c: parse_health(_json(b), c), "/health")
-        obs.health_full = _load(phase, f"{pre}_health_listeners_full_cluster.json", log,
-                                lambda b, c: parse_health(_json(b), c, "/health/listeners_full_cluster"),
-                                "/health/listeners_full_cluster")
-        obs.listeners = _load(phase, f"{pre}_api_v1_listener_show.json", log,
-                              lambda b, c: parse_listener_show(_json(b)), "/api/v1/listener/show")
-        obs.cluster = _load(phase, f"{pre}_api_v1_cluster_show.json", log,
-                            lambda b, c: parse_cluster_show(_json(b)), "/api/v1/cluster/show")
+        obs.status = _parsed(cap, f"{pre}_status.json", "/status.json", lambda b, c: parse_status_json(_json(b)))
+        obs.counters = _parsed(cap, f"{pre}_metrics.prom", "/metrics",
+                               lambda b, c: counters_from_metrics(parse_metrics(b)))
+        obs.health = _parsed(cap, f"{pre}_health.json", "/health", lambda b, c: parse_health(_json(b), c),
+                             ok=(200, 503))
+        obs.health_full = _parsed(cap, f"{pre}_health_listeners_full_cluster.json", "/health/listeners_full_cluster",
+                                  lambda b, c: parse_health(_json(b), c, "/health/listeners_full_cluster"),
+                                  ok=(200, 503))
+        obs.listeners = _parsed(cap, _api_files(cap, pre, "listener"), "/api/v1/listener/show",
+                                lambda b, c: parse_listener_show(_json(b)))
+        obs.cluster = _parsed(cap, _api_files(cap, pre, "cluster"), "/api/v1/cluster/show",
+                              lambda b, c: parse_cluster_show(_json(b)))
+        obs.api_key = _key_answer(cap, pre)
         sample.nodes[pre] = obs
-    # name every node as VerneMQ does: the node label of its metrics, else the first key of its status.json
+    # name every node as VerneMQ does: the first key of its status.json, else the member on its host
     all_names = set()
     for obs in sample.nodes.values():
         if not isinstance(obs.status, Unavailable):
@@ -286,18 +333,23 @@ def load_phase(phase: Path) -> Sample:
     sample.nodes = renamed
     # sessions: the column selection with --node (per-node attribution) from the first node that has it,
     # else the default columns (no node column)
-    candidates = [f"{pre}_api_v1_session_show_fields.json" for pre in prefixes] + \
-                 [f"{pre}_api_v1_session_show.json" for pre in prefixes]
+    candidates = [f"{pre}_api_v1_session_show_fields.json" for pre in cap.prefixes] + \
+                 [f"{pre}_api_v1_session_show{k}.json" for k in ("", "_KEY") for pre in cap.prefixes]
     for fname in candidates:
-        if (phase / fname).is_file():
+        if (phase / fname).is_file() and cap.code(fname) in (None, 200):
             try:
                 sample.sessions = reconcile_stream([(phase / fname).read_bytes()], limit=None)
             except ParseError as exc:
                 sample.sessions = Unavailable(f"{fname}: malformed ({exc})")
-            sample.sessions_from = name_of[_PREFIX.match(fname).group(1)]
+            sample.sessions_from = name_of[fname.split("_", 1)[0]]
             break
     else:
-        sample.sessions = Unavailable(f"session/show: not captured in {phase.name}")
+        refused = [name_of[pre] for pre in cap.prefixes
+                   if cap.code(_api_files(cap, pre, "session") or "-") == 401]
+        if refused and len(refused) == len(cap.prefixes):
+            sample.sessions = Unavailable(f"session/show: every node ({', '.join(refused)}) answered {KEY_REFUSED}")
+        else:
+            sample.sessions = Unavailable(f"session/show: not captured in {phase.name}")
     return sample
 
 
