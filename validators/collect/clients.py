@@ -42,7 +42,8 @@ from .targets import ClusterSpec
 COUNTERS = ("socket_open", "socket_close", "socket_close_timeout", "socket_error", "mqtt_connect_received",
             "mqtt_connack_sent", "client_expired", "client_keepalive_expired", "netsplit_detected",
             "netsplit_resolved", "queue_setup", "queue_teardown")
-GAUGES = ("active_mqtt_connections", "active_mqttws_connections", "total_active_connections", "queue_processes")
+GAUGES = ("active_mqtt_connections", "active_mqttws_connections", "total_active_connections", "queue_processes",
+          "system_wallclock")
 DEFAULT_SESSION_LIMIT = 1_000_000
 
 
