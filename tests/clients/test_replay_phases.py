@@ -21,9 +21,11 @@ NOT_RUN = {"CLIENTS-010", "CLIENTS-011", "CLIENTS-012"}  # canaries and heartbea
 
 
 def _clients(vmq_fixtures, *phases, expected=None):
+    """`vmq-validate clients --replay PHASE...`; with ``expected``, the same facts plus the nodes an operator named."""
+    if expected is None:
+        return execute(["clients", "--replay", *[str(vmq_fixtures / p) for p in phases]])
     facts = load_replay([vmq_fixtures / p for p in phases])
-    if expected is not None:
-        facts.set("clients.expected", expected)
+    facts.set("clients.expected", expected)
     return run_checks("clients", by_category("clients"), facts)
 
 

@@ -152,8 +152,8 @@ def _with_key(http: NodeHttp, path: str, parse: Callable[[Any], Any]) -> tuple[A
     except HttpFailure as exc:
         if exc.status == 401:
             return Unavailable(f"GET {path}: {KEY_REFUSED}"), KeyAnswer(False, 401, path)
-        answer = KeyAnswer(True, exc.status, path) if exc.status and exc.status != 403 else Unavailable(exc.reason)
-        return Unavailable(exc.reason), answer
+        # any other failure (no answer, 403 from the API server's proxy, 5xx) says nothing about the key
+        return Unavailable(exc.reason), Unavailable(exc.reason)
     try:
         return parse(doc), KeyAnswer(True, 200, path)
     except ParseError as exc:
