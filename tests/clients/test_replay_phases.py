@@ -6,6 +6,7 @@ reads first. The numbers are the ones tests/fixtures/vernemq/2.1.2/CAPTURE.md st
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import pytest
@@ -121,8 +122,7 @@ def test_08_leave_with_k_is_clean_and_the_moved_sessions_add_up(vmq_fixtures):
 def test_09_during_the_split_says_who_sees_whom(vmq_fixtures):
     report = _clients(vmq_fixtures, "09_netsplit_and_heal/during")
     assert _findings(report) == {("CLIENTS-006", V1): "fail", ("CLIENTS-006", V2): "fail",
-                                 ("CLIENTS-007", V1): "fail", ("CLIENTS-007", V2): "fail",
-                                 ("CLIENTS-001", V2): "unknown", ("CLIENTS-002", V2): "unknown"}
+                                 ("CLIENTS-007", V1): "fail", ("CLIENTS-007", V2): "fail"}
     for me, other in ((V1, V2), (V2, V1)):
         split = _one(report, "CLIENTS-006", me)
         assert split.evidence["sees_running"] == [me] and split.evidence["sees_not_running"] == [other]
@@ -131,8 +131,43 @@ def test_09_during_the_split_says_who_sees_whom(vmq_fixtures):
         # both answer: a partition, not a stopped node
         r = _one(report, "CLIENTS-003", me)
         assert r.status is Status.SKIP and "a netsplit, not a stopped node" in r.message
-    # node1's session list cannot speak for node2 while they do not see each other
-    assert f"which does not see {V2} running" in _one(report, "CLIENTS-002", V2).message
+    # each side's session/show lists only its own side: one answer per side, each node counted from its side
+    for node in (V1, V2):
+        ev = _one(report, "CLIENTS-002", node).evidence
+        assert (ev["sessions_from"], ev["sessions_offline"]) == (node, 3)
+
+
+def _split_phase(vmq_fixtures, tmp_path, keep_node2_sessions=True):
+    phase = tmp_path / "during"
+    shutil.copytree(vmq_fixtures / "09_netsplit_and_heal/during", phase)
+    if not keep_node2_sessions:
+        for f in phase.glob("node2_api_v1_session_show*"):
+            f.unlink()
+    return phase
+
+
+def test_09_a_client_registered_on_both_sides_of_the_split_is_found(vmq_fixtures, tmp_path):
+    phase = _split_phase(vmq_fixtures, tmp_path)
+    for n, node in ((1, V1), (2, V2)):
+        f = phase / f"node{n}_api_v1_session_show_fields.json"
+        doc = json.loads(f.read_text())
+        doc["table"].append({**doc["table"][0], "client_id": "split-brain", "node": node, "is_online": True,
+                             "is_offline": False, "statename": "online"})
+        f.write_text(json.dumps(doc))
+        st = phase / f"node{n}_status.json"
+        sdoc = json.loads(st.read_text())
+        sdoc[0][node]["num_online"] = 1
+        st.write_text(json.dumps(sdoc))
+    report = execute(["clients", "--replay", str(phase)])
+    dup = _one(report, "CLIENTS-004", "split-brain")
+    assert dup.status is Status.FAIL and dup.evidence["nodes"] == [V1, V2]
+
+
+def test_09_without_an_answer_from_the_other_side_its_counts_are_unknown(vmq_fixtures, tmp_path):
+    report = execute(["clients", "--replay", str(_split_phase(vmq_fixtures, tmp_path, keep_node2_sessions=False))])
+    r = _one(report, "CLIENTS-002", V2)
+    assert r.status is Status.UNKNOWN and f"which does not see {V2} running (netsplit)" in r.message
+    assert _one(report, "CLIENTS-002", V1).status is Status.PASS
 
 
 def test_09_healed_warns_that_a_split_happened(vmq_fixtures):

@@ -268,6 +268,10 @@ def test_netsplit_and_heal_with_nftables_in_a_namespace_of_our_own(tmp_path, vmq
             assert split.status.value == "fail" and split.evidence["sees_not_running"] == [other.name]
             assert "a network partition" in split.message
             assert _one(during, "CLIENTS-003", me.name).status.value == "skip"
+            # session/show from each side: each node's sessions counted from its own side
+            counted = _one(during, "CLIENTS-002", me.name)
+            assert counted.status.value == "pass" and counted.evidence["sessions_from"] == me.name
+            assert counted.evidence["sessions_offline"] == 3
         blocked = _report(lab, tmp_path, "preflight", "--interval", "0")
         assert {(r.check, r.subject) for r in blocked.findings_at_or_above("error")} == {
             ("PREFLIGHT-001", n1.name), ("PREFLIGHT-001", n2.name), ("PREFLIGHT-002", n1.name),

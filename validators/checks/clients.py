@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any, Iterable, Mapping
 
 from ..canary.model import CanaryResult, HeartbeatRun, SessionView
-from ..collect.clients import KeyAnswer, NodeObservation, Sample, ServiceFacts
+from ..collect.clients import KeyAnswer, NodeObservation, Sample, ServiceFacts, view_of
 from ..core.model import Facts, Finding, NotApplicable, Unavailable, failed, passed, skipped, unknown, warned
 from ..core.registry import check
 from ..vernemq.sessions import SessionSummary
@@ -39,26 +39,6 @@ def _nodes_in(sample: Sample) -> list[str]:
     return [n for n in names if sample.status_entry(n) is not None]
 
 
-def view_of(obs: NodeObservation) -> tuple[set[str], set[str]]:
-    """(members ``obs`` sees running, members it sees not running) from its own status.json entry
-    (the entries it lists, its mystatus) and its cluster/show. Not running wins over running."""
-    up: set[str] = set()
-    down: set[str] = set()
-    if not isinstance(obs.status, Unavailable):
-        up.update(obs.status)
-        own = obs.own_status()
-        if own is not None:
-            for peer, ok in own.mystatus.items():
-                (up if ok else down).add(peer)
-    if not isinstance(obs.cluster, Unavailable):
-        for m in obs.cluster:
-            (up if m.running else down).add(m.node)
-    # a member cluster/show or mystatus knows but status.json leaves out is not reachable from obs
-    if not isinstance(obs.status, Unavailable):
-        down.update(n for n in up if n not in obs.status)
-    return up - down, down
-
-
 def _session_counts(sample: Sample, node: str) -> tuple[Any, str | None]:
     """(NodeSessions, None) or (None, why the per-node session count is not known)."""
     s = sample.sessions
@@ -69,10 +49,10 @@ def _session_counts(sample: Sample, node: str) -> tuple[Any, str | None]:
     if node in s.truncated_nodes():
         limit = 100 if s.limit is None else s.limit
         return None, f"session/show returned {limit} rows for {node}, the per-node limit: the count is incomplete"
-    src = sample.nodes.get(sample.sessions_from or "")
-    if src is not None and node != src.name and src.reachable and node not in view_of(src)[0]:
-        return None, (f"session/show was read from {src.name}, which does not see {node} running (netsplit): "
-                      "that answer lists only the sessions of the nodes it sees")
+    if sample.session_sources and node not in sample.session_sources:
+        return None, (f"session/show was read from {', '.join(dict.fromkeys(sample.session_sources.values()))}, "
+                      f"which does not see {node} running (netsplit), and no node that sees it answered: each "
+                      "answer lists only the sessions of the nodes its node sees")
     return s.node(node), None
 
 
@@ -320,7 +300,8 @@ def status_vs_sessions(facts: Facts, conf: Mapping[str, Any]) -> Iterable[Findin
             continue
         ev = {"sample": sample.label, "num_online": st.num_online, "num_offline": st.num_offline,
               "queues": st.queues, "sessions_online": counts.online, "sessions_offline": counts.offline,
-              "sessions_total": counts.total, "sessions_from": sample.sessions_from}
+              "sessions_total": counts.total,
+              "sessions_from": sample.session_sources.get(node, sample.sessions_from)}
         problems = []
         if abs(st.queues - counts.total) > conf["tolerance"]:
             problems.append(f"{st.queues} queues (num_online {st.num_online} + num_offline {st.num_offline}) but "

@@ -34,7 +34,7 @@ from ..vernemq.http import HttpFailure, NodeHttp, session_show_path
 from ..vernemq.parse import (Health, ListenerConns, Member, Metrics, NodeStatus, ParseError, SESSION_COLUMNS,
                              parse_cluster_show, parse_health, parse_listener_show, parse_metrics,
                              parse_status_json)
-from ..vernemq.sessions import SessionSummary, reconcile_stream
+from ..vernemq.sessions import SessionSummary, merge_side, reconcile_stream
 from .capture import KEY_REFUSED, CaptureDir
 from .targets import ClusterSpec
 
@@ -81,13 +81,56 @@ class NodeObservation:
         return self.status.get(self.name)
 
 
+def view_of(obs: NodeObservation) -> tuple[set[str], set[str]]:
+    """(members ``obs`` sees running, members it sees not running) from its own status.json entry
+    (the entries it lists, its mystatus) and its cluster/show. Not running wins over running."""
+    up: set[str] = set()
+    down: set[str] = set()
+    if not isinstance(obs.status, Unavailable):
+        up.update(obs.status)
+        own = obs.own_status()
+        if own is not None:
+            for peer, ok in own.mystatus.items():
+                (up if ok else down).add(peer)
+    if not isinstance(obs.cluster, Unavailable):
+        for m in obs.cluster:
+            (up if m.running else down).add(m.node)
+    # a member cluster/show or mystatus knows but status.json leaves out is not reachable from obs
+    if not isinstance(obs.status, Unavailable):
+        down.update(n for n in up if n not in obs.status)
+    return up - down, down
+
+
 @dataclass
 class Sample:
     label: str
     nodes: dict[str, NodeObservation] = field(default_factory=dict)
     sessions: SessionSummary | Unavailable = Unavailable("not asked")
     sessions_from: str | None = None
+    #: node -> the node whose session/show answer lists its sessions (each answer covers the nodes its node
+    #: sees running; during a netsplit one answer per side). Empty: not known, the answer covers every node.
+    session_sources: dict[str, str] = field(default_factory=dict)
     taken_at: float | None = None
+
+    def cover(self, source: str, summary: SessionSummary) -> list[str]:
+        """Record the session/show answer of ``source`` (the first one, or another side merged into it):
+        the nodes it covers that no earlier answer covered. Returns them."""
+        obs = self.nodes.get(source)
+        seen = view_of(obs)[0] if obs is not None and obs.reachable else {source}
+        seen.add(source)
+        new = sorted(n for n in seen if n not in self.session_sources)
+        if isinstance(self.sessions, SessionSummary) and self.sessions is not summary:
+            merge_side(self.sessions, summary, new)
+        else:
+            self.sessions, self.sessions_from = summary, source
+        for n in new:
+            self.session_sources[n] = source
+        return new
+
+    def uncovered(self) -> list[str]:
+        """Answering nodes whose sessions no session/show answer lists yet (the other side of a netsplit)."""
+        return [n for n, o in self.nodes.items()
+                if o.reachable and n in o.status and n not in self.session_sources]
 
     def status_entry(self, node: str) -> NodeStatus | None:
         """``node``'s status.json entry: from its own answer first, else from any other node's answer."""
@@ -184,9 +227,9 @@ def observe_node(name: str, http: NodeHttp, with_api: bool) -> NodeObservation:
     return obs
 
 
-def fetch_sessions(http: NodeHttp, limit: int) -> SessionSummary:
+def fetch_sessions(http: NodeHttp, limit: int, online_at: dict[str, str] | None = None) -> SessionSummary:
     path = session_show_path(SESSION_COLUMNS, limit=limit)
-    return reconcile_stream(http.stream(path, auth=True), limit=limit)
+    return reconcile_stream(http.stream(path, auth=True), limit=limit, online_at=online_at)
 
 
 def sample_cluster(clients: Mapping[str, NodeHttp], label: str, with_api: bool,
@@ -201,28 +244,32 @@ def sample_cluster(clients: Mapping[str, NodeHttp], label: str, with_api: bool,
                                       "(api_key_env / api_key_file in the targets file)")
         return sample
     reasons, refused = [], []
+    online_at: dict[str, str] = {}
     for name, http in clients.items():
-        if not sample.nodes[name].reachable:
+        # the first node that answers; then, during a netsplit, one node of each other side
+        if not sample.nodes[name].reachable or name in sample.session_sources:
             continue
         if isinstance(sample.nodes[name].api_key, KeyAnswer) and not sample.nodes[name].api_key.accepted:
             refused.append(name)  # it refused the key a moment ago: session/show would get the same 401
             continue
         try:
-            result = fetch_sessions(http, session_limit)
+            result = fetch_sessions(http, session_limit, online_at)
         except HttpFailure as exc:
             (refused if exc.status == 401 else reasons).append(name if exc.status == 401 else exc.reason)
             continue
         except ParseError as exc:
             reasons.append(f"/api/v1/session/show: the answer is malformed ({exc}); is this a VerneMQ 2.1 node?")
             continue
-        sample.sessions, sample.sessions_from = result, name
-        break
+        sample.cover(name, result)
+        if not result.has_node or not sample.uncovered():
+            break
+    if isinstance(sample.sessions, SessionSummary):
+        return sample
+    if refused and not reasons:
+        sample.sessions = Unavailable(f"session/show: every node ({', '.join(refused)}) answered {KEY_REFUSED}")
     else:
-        if refused and not reasons:
-            sample.sessions = Unavailable(f"session/show: every node ({', '.join(refused)}) answered {KEY_REFUSED}")
-        else:
-            sample.sessions = Unavailable("; ".join(reasons + [f"{n}: {KEY_REFUSED}" for n in refused])
-                                          or "no node answered /status.json, so none was asked for session/show")
+        sample.sessions = Unavailable("; ".join(reasons + [f"{n}: {KEY_REFUSED}" for n in refused])
+                                      or "no node answered /status.json, so none was asked for session/show")
     return sample
 
 
@@ -336,15 +383,22 @@ def load_phase(phase: Path) -> Sample:
     # else the default columns (no node column)
     candidates = [f"{pre}_api_v1_session_show_fields.json" for pre in cap.prefixes] + \
                  [f"{pre}_api_v1_session_show{k}.json" for k in ("", "_KEY") for pre in cap.prefixes]
+    online_at: dict[str, str] = {}
     for fname in candidates:
-        if (phase / fname).is_file() and cap.code(fname) in (None, 200):
-            try:
-                sample.sessions = reconcile_stream([(phase / fname).read_bytes()], limit=None)
-            except ParseError as exc:
-                sample.sessions = Unavailable(f"{fname}: malformed ({exc})")
-            sample.sessions_from = name_of[fname.split("_", 1)[0]]
+        source = name_of[fname.split("_", 1)[0]]
+        if not (phase / fname).is_file() or cap.code(fname) not in (None, 200) or source in sample.session_sources:
+            continue
+        try:
+            result = reconcile_stream([(phase / fname).read_bytes()], limit=None, online_at=online_at)
+        except ParseError as exc:
+            if not isinstance(sample.sessions, SessionSummary):
+                sample.sessions, sample.sessions_from = Unavailable(f"{fname}: malformed ({exc})"), source
+                break
+            continue
+        sample.cover(source, result)
+        if not result.has_node or not sample.uncovered():
             break
-    else:
+    if not isinstance(sample.sessions, SessionSummary) and sample.sessions_from is None:
         refused = [name_of[pre] for pre in cap.prefixes
                    if cap.code(_api_files(cap, pre, "session") or "-") == 401]
         if refused and len(refused) == len(cap.prefixes):
