@@ -599,7 +599,7 @@ def netsplits(facts: Facts, conf: Mapping[str, Any]) -> Iterable[Finding]:
             yield failed(node, "; ".join(([f"netsplit: {views}"] if views else []) + problems), **ev)
         elif det > 0:
             restarted = _restarted_peers(sample, node)
-            if restarted:
+            if restarted and det <= len(restarted):  # each restart or late join of a peer counts once
                 ages = ", ".join(f"{p} up {_counter(sample.nodes[p], 'system_wallclock') / 1000.0:.0f} s"
                                  for p in restarted if _counter(sample.nodes[p], "system_wallclock") is not None)
                 yield passed(node, f"netsplits detected {int(det)}, resolved {int(res)}: explained by "
@@ -608,9 +608,12 @@ def netsplits(facts: Facts, conf: Mapping[str, Any]) -> Iterable[Finding]:
                                    + ", which counted no netsplit itself: a restart or a late join whose counters "
                                      "started again from 0, not a fault", restarted_peers=restarted, **ev)
             else:
+                peers_said = (f"{len(restarted)} of them explained by {', '.join(restarted)} restarting; the others "
+                              "were counted by the peers too" if restarted else
+                              "the peers counted it too and none restarted since")
                 yield warned(node, f"a netsplit happened and healed: detected {int(det)}, resolved {int(res)}; "
-                                   "the peers counted it too and none restarted since, so the cluster was split for "
-                                   "a while (messages between the sides were not routed then)",
+                                   f"{peers_said}, so the cluster was split for a while (messages between the sides "
+                                   "were not routed then)",
                              remedy="Nothing is split now. Find what cut the nodes apart (the time is in the logs: "
                                     "'netsplit detected'), e.g. a NetworkPolicy change, a node or zone network "
                                     "outage, CPU starvation (net_ticktime); and check that clients did not register "
