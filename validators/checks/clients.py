@@ -215,9 +215,12 @@ def ghost_sockets(facts: Facts, conf: Mapping[str, Any]) -> Iterable[Finding]:
     ("online 5, offline -5"). This check compares, for each node of the latest sample, the sockets
     (status.json num_online) with the sessions session/show reports online on that node; without
     session/show it can still flag a negative num_offline. The evidence names the numbers and ranks the
-    likely cause from the metrics: WS connections never upgraded (socket_open counts WS sockets only
-    after the upgrade), socket_close_timeout rising during the run (clients not finishing CONNECT), and
-    the Service in front of the pods (LoadBalancer with externalTrafficPolicy Cluster probes every node).
+    likely cause from the metrics, each kind with its own remedy: plain connections on the WebSocket port
+    that never upgraded (socket_open counts WS sockets only after the upgrade; Cowboy closes them after
+    5 s, so they come and go like a prober), upgraded WebSocket connections that never sent CONNECT (they
+    stay until the peer closes them: a stuck client or a health check that upgrades), and on the MQTT port
+    socket_close_timeout rising during the run (clients not finishing CONNECT) or the Service in front of
+    the pods (LoadBalancer with externalTrafficPolicy Cluster probes every node).
     Option ``tolerance``: ghost sockets to accept per node (connections in the middle of CONNECT).
     """
     samples: list[Sample] = facts["clients.samples"]
