@@ -153,6 +153,6 @@ def test_heartbeat_percentiles_and_drops():
 
 def test_every_clients_check_is_explained():
     specs = by_category("clients")
-    assert len(specs) == 10
+    assert len(specs) == 11
     for s in specs:
         assert s.doc and s.remedy and s.id.startswith("CLIENTS-")

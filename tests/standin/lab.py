@@ -5,6 +5,11 @@
         lab.write_targets(path)              # a targets file for `vmq-validate clients --targets`
         socks = lab.bare_sockets(0, "mqtt", 5)   # TCP sockets that never send CONNECT
         lab.kill(1)                          # SIGKILL, like a crashed VerneMQ node
+        lab.stop(1) / lab.start(1)           # graceful stop without leave (a ghost member) / start again:
+                                             # persistent sessions come back offline, counters start at 0
+        lab.ws_upgraded_sockets(0, 4)        # WebSocket upgrades that never send CONNECT (they stay)
+        lab.add_api_key(1)                   # `vmq-admin api-key add` on node 1 only (api_key_on=[...])
+        lab.split(0, 1) / lab.heal()         # a netsplit with nftables (needs netns=Netns())
         lab.broker_url("tcp") / ("ws")      # Mosquitto itself, bypassing the stand-ins
 
 Every run picks its own 127.A.B.0/24 block and free ports on each address (another process may hold
@@ -14,6 +19,7 @@ a wildcard listener on VerneMQ's default ports), and the context manager kills e
 from __future__ import annotations
 
 import atexit
+import base64
 import json
 import os
 import random
@@ -28,6 +34,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Callable
 
 import yaml
 
@@ -84,9 +91,11 @@ def _wait_port(host: str, port: int, deadline: float) -> None:
 class StandinLab:
     def __init__(self, nodes: int = 2, connect_timeout: float = 30.0, broker_conf: str = "",
                  mosquitto_users: dict[str, str] | None = None, acl: str | None = None, base: str | None = None,
-                 broker_addr: str | None = None, node_names: str = "VerneMQ{i}@{addr}", tls: bool = False):
+                 broker_addr: str | None = None, node_names: str = "VerneMQ{i}@{addr}", tls: bool = False,
+                 api_key_on: list[int] | None = None, netns: Any = None, ws_request_timeout: float = 5.0):
         """``broker_addr``: run Mosquitto on this address (e.g. the distribution lab's bridge) instead of
-        ``<base>.250``; ``nodes=0`` runs only the broker."""
+        ``<base>.250``; ``nodes=0`` runs only the broker. ``api_key_on``: the nodes that have the API key from
+        the start (default: all). ``netns``: a :class:`tests.standin.netns.Netns` to run everything in."""
         self.n = nodes
         self.connect_timeout = connect_timeout
         self.broker_conf_extra = broker_conf
@@ -96,9 +105,13 @@ class StandinLab:
         self.tmp = Path(tempfile.mkdtemp(prefix="vmq-standin-"))
         self.api_key = "standin-" + secrets.token_hex(12)
         redact.register(self.api_key)
-        self.key_file = self.tmp / "api-key"
+        self.key_file = self.tmp / "api-key"  # the validator's copy
         self.key_file.write_text(self.api_key)
         os.chmod(self.key_file, 0o600)
+        self.api_key_on = None if api_key_on is None else set(api_key_on)
+        self.netns = netns
+        self.split_table: str | None = None
+        self.ws_request_timeout = ws_request_timeout
         self.nodes: list[StandinNode] = []
         self.broker: subprocess.Popen | None = None
         self.broker_addr = broker_addr or ""
@@ -143,11 +156,25 @@ class StandinLab:
         names = [self.node_names.format(i=i + 1, addr=f"{base}.{i + 1}") for i in range(self.n)]
         self.nodes = []
         for i in range(self.n):
+            key_file = self._node_key_file(i)
+            key_file.write_text(self.api_key if self.api_key_on is None or i in self.api_key_on else "")
+            os.chmod(key_file, 0o600)
+        for i in range(self.n):
             addr = f"{base}.{i + 1}"
             self.nodes.append(StandinNode(i, names[i], addr, free_port(addr), free_port(addr), free_port(addr),
                                           free_port(addr)))
         for node in self.nodes:
             self.start(node.index)
+
+    def net(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run ``fn`` where the nodes are reachable: inside the lab's namespace, or right here."""
+        return self.netns.call(fn, *args) if self.netns is not None else fn(*args)
+
+    def _cmd(self, argv: list[str]) -> list[str]:
+        return self.netns.cmd(argv) if self.netns is not None else argv
+
+    def _node_key_file(self, i: int) -> Path:
+        return self.tmp / f"api-key-node{i + 1}"
 
     def _repick(self, i: int) -> None:
         node = self.nodes[i]
@@ -187,12 +214,12 @@ class StandinLab:
             lines.append(f"acl_file {acl}")
         lines.append(self.broker_conf_extra)
         conf.write_text("\n".join(lines) + "\n")
-        self.broker = subprocess.Popen([MOSQUITTO, "-c", str(conf)], stdout=subprocess.DEVNULL,
+        self.broker = subprocess.Popen(self._cmd([MOSQUITTO, "-c", str(conf)]), stdout=subprocess.DEVNULL,
                                        stderr=open(self.tmp / "mosquitto.stderr", "wb"), start_new_session=True)
         deadline = time.monotonic() + 5
         try:
-            _wait_port(self.broker_addr, tcp, deadline)
-            _wait_port(self.broker_addr, ws, deadline)
+            self.net(_wait_port, self.broker_addr, tcp, deadline)
+            self.net(_wait_port, self.broker_addr, ws, deadline)
         except StandinError:
             err = (self.tmp / "mosquitto.stderr").read_text(errors="replace")[-500:]
             raise StandinError(f"mosquitto did not start on {self.broker_addr}: {err}") from None
@@ -249,12 +276,14 @@ class StandinLab:
                 "--broker-ws", f"{self.broker_addr}:{self.broker_ports[1]}", "--mqtt-port", str(node.mqtt_port),
                 "--ws-port", str(node.ws_port), "--http-port", str(node.http_port),
                 "--cluster-port", str(node.cluster_port),
-                "--api-key-file", str(self.key_file), "--connect-timeout", str(self.connect_timeout)]
+                "--api-key-file", str(self._node_key_file(i)), "--connect-timeout", str(self.connect_timeout),
+                "--state-file", str(self.tmp / f"state-node{i + 1}.json"),
+                "--ws-request-timeout", str(self.ws_request_timeout)]
         for other in self.nodes:
             if other is not node:
                 argv += ["--peer", f"{other.name}={other.addr}:{other.cluster_port}"]
-        log = open(self.tmp / f"node{i + 1}.log", "wb")
-        node.proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=log, start_new_session=True,
+        log = open(self.tmp / f"node{i + 1}.log", "ab")
+        node.proc = subprocess.Popen(self._cmd(argv), cwd=ROOT, stdout=subprocess.PIPE, stderr=log, start_new_session=True,
                                      env={**os.environ, "PYTHONPATH": str(ROOT)})
         ready, _, _ = select.select([node.proc.stdout], [], [], 10)
         line = node.proc.stdout.readline() if ready else b""
@@ -268,6 +297,9 @@ class StandinLab:
 
     def wait_converged(self, timeout: float = 10.0) -> None:
         """Every running node sees every other running node (peer check interval 0.5 s)."""
+        self.net(self._wait_converged, timeout)
+
+    def _wait_converged(self, timeout: float) -> None:
         import urllib.request
 
         running = [n for n in self.nodes if n.proc is not None and n.proc.poll() is None]
@@ -300,6 +332,39 @@ class StandinLab:
             proc.send_signal(signal.SIGKILL)
             proc.wait(5)
 
+    def stop(self, i: int) -> None:
+        """A graceful stop (SIGTERM) without leaving the cluster: the peers keep it as a member that is not
+        running, like `vernemq stop` or a pod that is gone. Its persistent sessions are kept for `start(i)`."""
+        self._stop(self.nodes[i].proc)
+        if self.nodes[i].proc is not None and self.nodes[i].proc.stdout:
+            self.nodes[i].proc.stdout.close()
+
+    def add_api_key(self, i: int) -> None:
+        """`vmq-admin api-key add` on node i: only that node accepts the key from now on."""
+        self._node_key_file(i).write_text(self.api_key)
+
+    def split(self, a: int, b: int) -> str:
+        """Cut nodes a and b apart (their cluster link, both ways) with an nftables table of our own, inside the
+        lab's namespace; HTTP from the validator still reaches both. Returns the table name."""
+        if self.netns is None:
+            raise StandinError("split() needs the lab to run in its own network namespace (netns=Netns())")
+        na, nb = self.nodes[a], self.nodes[b]
+        self.split_table = f"vmq_standin_split_{secrets.token_hex(3)}"
+        self.netns.nft(f"""table inet {self.split_table} {{
+  chain input {{
+    type filter hook input priority 0; policy accept;
+    ip saddr {na.addr} ip daddr {nb.addr} tcp dport {nb.cluster_port} drop
+    ip saddr {nb.addr} ip daddr {na.addr} tcp dport {na.cluster_port} drop
+  }}
+}}
+""")
+        return self.split_table
+
+    def heal(self) -> None:
+        if self.split_table is not None:
+            self.netns.nft(f"delete table inet {self.split_table}\n")
+            self.split_table = None
+
     def _stop(self, proc: subprocess.Popen | None) -> None:
         if proc is None or proc.poll() is not None:
             return
@@ -330,7 +395,30 @@ class StandinLab:
         """``count`` TCP connections to node i's MQTT (``mqtt``) or WebSocket (``ws``) port that send nothing."""
         node = self.nodes[i]
         port = node.mqtt_port if kind == "mqtt" else node.ws_port
-        return [socket.create_connection((node.addr, port), timeout=2) for _ in range(count)]
+        return self.net(lambda: [socket.create_connection((node.addr, port), timeout=2) for _ in range(count)])
+
+    def ws_upgraded_sockets(self, i: int, count: int) -> list[socket.socket]:
+        """``count`` connections to node i's WebSocket port that upgrade (101, subprotocol mqtt) and then never
+        send an MQTT CONNECT."""
+        node = self.nodes[i]
+
+        def one() -> socket.socket:
+            s = socket.create_connection((node.addr, node.ws_port), timeout=5)
+            key = base64.b64encode(secrets.token_bytes(16)).decode()
+            s.sendall((f"GET /mqtt HTTP/1.1\r\nHost: {node.addr}:{node.ws_port}\r\nUpgrade: websocket\r\n"
+                       f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+                       "Sec-WebSocket-Protocol: mqtt\r\n\r\n").encode())
+            head = b""
+            while b"\r\n\r\n" not in head:
+                data = s.recv(4096)
+                if not data:
+                    raise StandinError("the WebSocket upgrade was closed without an answer")
+                head += data
+            if not head.startswith(b"HTTP/1.1 101"):
+                raise StandinError(f"the WebSocket upgrade was answered {head[:40]!r}")
+            return s
+
+        return self.net(lambda: [one() for _ in range(count)])
 
     def targets(self, env_var: str = "VMQ_STANDIN_API_KEY") -> dict:
         return {"cluster": {"api_key_file": str(self.key_file)},

@@ -66,10 +66,7 @@ class Node:
     def __init__(self, args: argparse.Namespace):
         self.a = args
         self.name = args.name
-        self.api_key = None
-        if args.api_key_file:
-            with open(args.api_key_file) as fh:
-                self.api_key = fh.read().strip()
+        self.key_file = args.api_key_file
         self.peers: dict[str, tuple[str, int]] = {}
         for p in args.peer:
             pname, _, addr = p.partition("=")
@@ -86,6 +83,25 @@ class Node:
         self.connect_received = {4: 0, 5: 0}
         self.connack = {code: 0 for code in RETURN_CODES.values()}
         self.started = time.time()
+        if args.state_file and os.path.exists(args.state_file):
+            self.restore(args.state_file)
+
+    # ------------------------------------------------------------------ persistence (a graceful restart)
+    def save(self, path: str) -> None:
+        """The persistent sessions (clean_session=false), as VerneMQ keeps them in its message store."""
+        rows = [{"client_id": s.client_id, "protocol": s.protocol, "user": s.user}
+                for s in self.sessions.values() if not s.clean_session]
+        tmp = path + ".tmp"
+        with open(tmp, "w") as fh:
+            json.dump(rows, fh)
+        os.replace(tmp, path)
+
+    def restore(self, path: str) -> None:
+        """Restored sessions come back offline; the in-memory counters start again from 0."""
+        with open(path) as fh:
+            for row in json.load(fh):
+                self.sessions[row["client_id"]] = Session(row["client_id"], False, row["protocol"], row["user"],
+                                                          online=False)
 
     # ------------------------------------------------------------------ MQTT side
     def active(self, kind: str) -> int:
@@ -147,8 +163,15 @@ class Node:
                 pass
 
         async def connect_timer() -> None:
+            if kind == "mqttws":
+                # Cowboy closes a connection that has not upgraded within its 5 s request timeout (not counted in
+                # socket_close); an upgraded connection without CONNECT stays until the peer closes it
+                await asyncio.sleep(self.a.ws_request_timeout)
+                if not conn.upgraded:
+                    return
+                await asyncio.Event().wait()
             await asyncio.sleep(self.a.connect_timeout)
-            if conn.connect is None and (kind == "mqtt" or conn.upgraded):
+            if conn.connect is None:
                 conn.timed_out = True
                 return
             await asyncio.Event().wait()
@@ -228,7 +251,8 @@ class Node:
     # ------------------------------------------------------------------ cluster side
     async def _peer_get(self, peer: str, path: str, timeout: float = 1.0) -> Any:
         host, port = self.peers[peer]
-        r, w = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+        # bound to the node's own address, so a rule between two node addresses cuts exactly their link
+        r, w = await asyncio.wait_for(asyncio.open_connection(host, port, local_addr=(self.a.addr, 0)), timeout)
         try:
             w.write(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
             await w.drain()
@@ -291,10 +315,21 @@ class Node:
         return rows
 
     # ------------------------------------------------------------------ HTTP
+    @property
+    def api_key(self) -> str | None:
+        """This node's key, read at every request: like `vmq-admin api-key add`, adding a key to one node's file
+        makes only that node accept it (an empty or missing file: no key, every /api request gets 401)."""
+        try:
+            with open(self.key_file) as fh:
+                return fh.read().strip() or None
+        except (TypeError, OSError):
+            return None
+
     def authorized(self, headers: dict[str, str]) -> bool:
-        if not self.api_key:
+        key = self.api_key
+        if not key:
             return False
-        if headers.get("x-api-key") == self.api_key:
+        if headers.get("x-api-key") == key:
             return True
         auth = headers.get("authorization", "")
         if auth.lower().startswith("basic "):
@@ -302,7 +337,7 @@ class Node:
                 user = base64.b64decode(auth[6:].strip()).decode().split(":", 1)[0]
             except (ValueError, UnicodeDecodeError):
                 return False
-            return user == self.api_key
+            return user == key
         return False
 
     async def serve_http(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, cluster: bool) -> None:
@@ -474,12 +509,23 @@ class Node:
             [("", c["queue_setup"])])
         fam("queue_teardown", "counter", "The number of times a MQTT queue process has been terminated.",
             [("", c["queue_teardown"])])
+        # no queue of its own: every PUBLISH forwarded to a client passed a queue, so the backlog is always 0
+        fam("queue_message_drop", "counter", "The number of messages dropped due to full queues.", [("", 0)])
+        fam("queue_message_expired", "counter", "The number of messages which expired before delivery.", [("", 0)])
+        fam("queue_message_unhandled", "counter", "The number of unhandled messages when connecting with clean "
+            "session=true or QoS0 for offline sessions.", [("", 0)])
+        fam("queue_message_in", "counter", "The number of PUBLISH packets received by MQTT queue processes.",
+            [("", c["mqtt_publish_sent"])])
+        fam("queue_message_out", "counter", "The number of PUBLISH packets sent from MQTT queue processes.",
+            [("", c["mqtt_publish_sent"])])
         tcp, ws = self.active("mqtt"), self.active("mqttws")
         fam("total_active_connections", "gauge", "The total number of active MQTT and MQTTWS connections.",
             [("", tcp + ws)])
         fam("active_mqtt_connections", "gauge", "The number of active MQTT(S) connections.", [("", tcp)])
         fam("active_mqttws_connections", "gauge", "The number of active MQTT WS(S) connections.", [("", ws)])
         fam("queue_processes", "gauge", "The number of MQTT queue processes.", [("", len(self.sessions))])
+        fam("system_wallclock", "counter", "The number of milli-seconds passed since the node was started.",
+            [("", int((time.time() - self.started) * 1000))])
         fam("netsplit_resolved", "counter", "The number of resolved netsplits.", [("", c["netsplit_resolved"])])
         fam("netsplit_detected", "counter", "The number of detected netsplits.", [("", c["netsplit_detected"])])
         return "\n".join(out) + "\n"
@@ -538,6 +584,8 @@ async def amain(args: argparse.Namespace) -> None:
     watcher.cancel()
     for s in servers:
         s.close()
+    if a.state_file:
+        node.save(a.state_file)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -553,6 +601,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--peer", action="append", default=[], help="NAME=HOST:CLUSTER_PORT of another node")
     p.add_argument("--api-key-file")
     p.add_argument("--connect-timeout", type=float, default=30.0, help="seconds a socket may stay without CONNECT")
+    p.add_argument("--ws-request-timeout", type=float, default=5.0,
+                   help="seconds a WebSocket-port connection may stay without upgrading (Cowboy: 5)")
+    p.add_argument("--state-file", help="keep the persistent sessions here over a graceful stop (SIGTERM)")
     p.add_argument("--peer-interval", type=float, default=0.5)
     p.add_argument("--cluster-show-url", help="answer /api/v1/cluster/show from this URL (a real Erlang node's view)")
     args = p.parse_args(argv)

@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any, Iterable, Mapping
 
 from ..canary.model import CanaryResult, HeartbeatRun, SessionView
-from ..collect.clients import NodeObservation, Sample, ServiceFacts
+from ..collect.clients import KeyAnswer, NodeObservation, Sample, ServiceFacts, view_of
 from ..core.model import Facts, Finding, NotApplicable, Unavailable, failed, passed, skipped, unknown, warned
 from ..core.registry import check
 from ..vernemq.sessions import SessionSummary
@@ -49,6 +49,10 @@ def _session_counts(sample: Sample, node: str) -> tuple[Any, str | None]:
     if node in s.truncated_nodes():
         limit = 100 if s.limit is None else s.limit
         return None, f"session/show returned {limit} rows for {node}, the per-node limit: the count is incomplete"
+    if sample.session_sources and node not in sample.session_sources:
+        return None, (f"session/show was read from {', '.join(dict.fromkeys(sample.session_sources.values()))}, "
+                      f"which does not see {node} running (netsplit), and no node that sees it answered: each "
+                      "answer lists only the sessions of the nodes its node sees")
     return s.node(node), None
 
 
@@ -72,24 +76,79 @@ def _delta(samples: list[Sample], node: str, name: str) -> int | None:
     return int(last - first)
 
 
+def _ws_not_upgraded(obs: NodeObservation | None, ws: int | None = None) -> int | None:
+    """Open WS connections never upgraded: VerneMQ counts a WS socket in socket_open only after the upgrade,
+    but in total_active_connections (ranch all_connections) from the accept."""
+    ws = _int(_counter(obs, "active_mqttws_connections")) if ws is None else ws
+    total = _int(_counter(obs, "total_active_connections"))
+    opened, closed = _counter(obs, "socket_open"), _counter(obs, "socket_close")
+    if total is None or opened is None or closed is None or ws is None:
+        return None
+    return max(0, min(ws, total - int(opened - closed)))
+
+
+def _silent(obs: NodeObservation) -> Finding | None:
+    """A skip pointing at CLIENTS-003 for a node whose status.json did not answer (reported once, there)."""
+    if obs.reachable:
+        return None
+    return skipped(obs.name, f"{obs.name} does not answer ({obs.status.reason}): see CLIENTS-003")
+
+
 def _service_facts(facts: Facts) -> ServiceFacts | None:
     svc = facts.get("clients.service")
     return svc if isinstance(svc, ServiceFacts) else None
 
 
+_WS_PLAIN_REMEDY = ("Point the prober at the HTTP listener's /health (port 8888) instead of the WebSocket port, or "
+                    "let it send a real upgrade and CONNECT; each plain connection holds a socket for up to 5 s, so "
+                    "the status page's numbers jump while probes come and go.")
+_WS_UPGRADED_REMEDY = ("Find the peers (`ss -tn state established '( sport = :8080 )'` in the pod) and fix the client "
+                       "that upgrades to WebSocket but never sends CONNECT, or make the health check that upgrades "
+                       "send CONNECT/DISCONNECT (or probe /health on 8888 instead); VerneMQ does not close these "
+                       "connections, they stay until the peer closes them.")
+_LB_REMEDY = ("Point load-balancer health probes at the HTTP port's /health instead of the MQTT port (or use "
+              "externalTrafficPolicy Local with its health-check node port).")
+_SLOW_REMEDY = "Fix the clients that connect but do not send CONNECT in time (check their TLS/auth set-up and logs)."
+
+
 def rank_ghost_causes(ghost: int, tcp: int | None, ws: int | None, ws_not_upgraded: int | None,
-                      close_timeout_rise: int | None, service: ServiceFacts | None) -> list[dict[str, Any]]:
-    """The likely causes of ``ghost`` sockets without a session, most likely first, each with its evidence."""
+                      close_timeout_rise: int | None, service: ServiceFacts | None,
+                      ws_plain_by_sample: Mapping[str, int | None] | None = None) -> list[dict[str, Any]]:
+    """The likely causes of ``ghost`` sockets without a session, most likely first, each with its evidence
+    and its own remedy. ``kind``: ``ws_plain`` (WS port, never upgraded), ``ws_upgraded`` (upgraded, no
+    CONNECT) or ``tcp`` (MQTT port; two alternative explanations for the same sockets)."""
     causes: list[dict[str, Any]] = []
     ws_idle = min(ghost, ws_not_upgraded or 0)
-    tcp_ghost = max(0, ghost - ws_idle)
+    rest = max(0, ghost - ws_idle)
+    ws_upgraded = None if ws is None or ws_not_upgraded is None else max(0, ws - ws_not_upgraded)
+    if ws_upgraded and not tcp:
+        ws_up_ghost, tcp_ghost = min(rest, ws_upgraded), max(0, rest - ws_upgraded)
+    elif ws_upgraded:
+        # online sessions can sit on either listener: each count is an upper bound
+        ws_up_ghost, tcp_ghost = min(rest, ws_upgraded), min(rest, tcp or 0) or rest
+    else:
+        ws_up_ghost, tcp_ghost = 0, rest
     if ws_idle:
+        came_went = ""
+        seen = [f"{n} in {label}" for label, n in (ws_plain_by_sample or {}).items() if n is not None]
+        if len(seen) > 1:
+            came_went = f"; seen over the run: {', '.join(seen)}"
         causes.append({"cause": "idle HTTP connections on the WebSocket port (never upgraded to MQTT)",
-                       "sockets": ws_idle,
+                       "kind": "ws_plain", "sockets": ws_idle,
                        "why": f"{ws} WS connections are open but socket_open - socket_close counts only "
                               f"{ws - ws_idle if ws is not None else '?'} upgraded ones; VerneMQ counts every WS "
-                              "connection (ranch all_connections), even plain HTTP: load-balancer HTTP probes, "
-                              "browsers or keep-alive connections on the ws listener"})
+                              "connection (ranch all_connections), even one that never sends a request. Cowboy "
+                              "closes such a connection after 5 s, so they come and go: the pattern of a TCP or "
+                              f"HTTP prober on the ws listener (load-balancer health checks, port scanners){came_went}",
+                       "remedy": _WS_PLAIN_REMEDY})
+    if ws_up_ghost:
+        causes.append({"cause": "upgraded WebSocket connections that never sent CONNECT", "kind": "ws_upgraded",
+                       "sockets": ws_up_ghost,
+                       "why": f"{ws_upgraded} WS connections completed the upgrade (counted in socket_open) and "
+                              f"{ws_up_ghost} of the open sockets have no MQTT session; VerneMQ keeps an upgraded "
+                              "connection without CONNECT until the peer closes it, so they stay: a client stuck "
+                              "after the upgrade, or a health check that upgrades and then idles",
+                       "remedy": _WS_UPGRADED_REMEDY})
     if tcp_ghost:
         lb_why = "bare TCP sockets on the MQTT port that never send CONNECT: the pattern of load-balancer TCP " \
                  "health probes"
@@ -103,9 +162,11 @@ def rank_ghost_causes(ghost: int, tcp: int | None, ws: int | None, ws_not_upgrad
             if service.probe_annotations:
                 lb_why += f"; probe annotations {dict(service.probe_annotations)}"
                 lb_score = max(lb_score, 2)
-        slow = {"cause": "clients that open a socket but do not finish CONNECT", "sockets": tcp_ghost,
-                "why": "sockets without CONNECT are closed after the connect timeout (socket_close_timeout)"}
-        lb = {"cause": "load-balancer TCP probes on the MQTT port", "sockets": tcp_ghost, "why": lb_why}
+        slow = {"cause": "clients that open a socket but do not finish CONNECT", "kind": "tcp", "sockets": tcp_ghost,
+                "why": "sockets without CONNECT are closed after the connect timeout (socket_close_timeout)",
+                "remedy": _SLOW_REMEDY}
+        lb = {"cause": "load-balancer TCP probes on the MQTT port", "kind": "tcp", "sockets": tcp_ghost,
+              "why": lb_why, "remedy": _LB_REMEDY}
         if close_timeout_rise:
             slow["why"] = (f"socket_close_timeout rose by {close_timeout_rise} during the run: VerneMQ closed "
                            "that many sockets because no CONNECT came in time")
@@ -117,6 +178,23 @@ def rank_ghost_causes(ghost: int, tcp: int | None, ws: int | None, ws_not_upgrad
         causes.extend(ordered)
     causes.sort(key=lambda c: -c["sockets"])  # stable: keeps the order above among equals
     return causes
+
+
+def _ghost_summary(causes: list[dict[str, Any]]) -> tuple[str, str | None]:
+    """(the causes for the message, one kind each; a remedy per kind when there is more than one kind)."""
+    by_kind: dict[str, dict[str, Any]] = {}
+    for c in causes:
+        by_kind.setdefault(c["kind"], c)  # the first of a kind is its most likely explanation
+    if not by_kind:
+        return "", None
+    until = " Until then read online clients from `vmq-admin session show --is_online=true`, not from the status page."
+    if len(by_kind) == 1:
+        c = next(iter(by_kind.values()))
+        # the MQTT port has two explanations for the same sockets: the check's remedy covers both
+        return f"; most likely: {c['cause']} ({c['why']})", None if c["kind"] == "tcp" else c["remedy"] + until
+    parts = [f"{c['sockets']} {c['cause']} ({c['why']})" for c in by_kind.values()]
+    remedy = " ".join(f"[{c['sockets']} {c['cause']}] {c['remedy']}" for c in by_kind.values())
+    return "; they are of different kinds: " + "; ".join(parts), remedy + until
 
 
 # --------------------------------------------------------------------------- CLIENTS-001
@@ -137,9 +215,12 @@ def ghost_sockets(facts: Facts, conf: Mapping[str, Any]) -> Iterable[Finding]:
     ("online 5, offline -5"). This check compares, for each node of the latest sample, the sockets
     (status.json num_online) with the sessions session/show reports online on that node; without
     session/show it can still flag a negative num_offline. The evidence names the numbers and ranks the
-    likely cause from the metrics: WS connections never upgraded (socket_open counts WS sockets only
-    after the upgrade), socket_close_timeout rising during the run (clients not finishing CONNECT), and
-    the Service in front of the pods (LoadBalancer with externalTrafficPolicy Cluster probes every node).
+    likely cause from the metrics, each kind with its own remedy: plain connections on the WebSocket port
+    that never upgraded (socket_open counts WS sockets only after the upgrade; Cowboy closes them after
+    5 s, so they come and go like a prober), upgraded WebSocket connections that never sent CONNECT (they
+    stay until the peer closes them: a stuck client or a health check that upgrades), and on the MQTT port
+    socket_close_timeout rising during the run (clients not finishing CONNECT) or the Service in front of
+    the pods (LoadBalancer with externalTrafficPolicy Cluster probes every node).
     Option ``tolerance``: ghost sockets to accept per node (connections in the middle of CONNECT).
     """
     samples: list[Sample] = facts["clients.samples"]
@@ -156,11 +237,9 @@ def ghost_sockets(facts: Facts, conf: Mapping[str, Any]) -> Iterable[Finding]:
             # no metrics: listener/show has ranch's numbers (TCP/TLS active, WS/WSS all connections)
             tcp = sum(lst.active_conns for lst in obs.listeners if lst.type in ("mqtt", "mqtts"))
             ws = sum(lst.all_conns for lst in obs.listeners if lst.type in ("mqttws", "mqttwss"))
-        total = _int(_counter(obs, "total_active_connections"))
-        opened, closed = _counter(obs, "socket_open"), _counter(obs, "socket_close")
-        ws_not_upgraded = None
-        if total is not None and opened is not None and closed is not None and ws is not None:
-            ws_not_upgraded = max(0, min(ws, total - int(opened - closed)))
+        ws_not_upgraded = _ws_not_upgraded(obs)
+        if ws_not_upgraded is None and ws is not None:
+            ws_not_upgraded = _ws_not_upgraded(obs, ws)
         if online_sessions is not None:
             ghost = st.num_online - online_sessions
         elif st.num_offline < 0:
@@ -176,16 +255,23 @@ def ghost_sockets(facts: Facts, conf: Mapping[str, Any]) -> Iterable[Finding]:
                                 f"sessions: {why_not}", **evidence)
             continue
         if ghost > conf["tolerance"] or st.num_offline < 0:
+            plain_seen = {s.label: _ws_not_upgraded(s.nodes.get(node)) for s in samples} if len(samples) > 1 else None
             causes = rank_ghost_causes(max(ghost, 0), tcp, ws, ws_not_upgraded,
-                                       evidence["socket_close_timeout_rise"], service)
+                                       evidence["socket_close_timeout_rise"], service, plain_seen)
             evidence["ghost_sockets"] = ghost
             evidence["likely_causes"] = causes
+            if plain_seen:
+                evidence["ws_not_upgraded_by_sample"] = plain_seen
             sessions_txt = (f"{online_sessions} online sessions" if online_sessions is not None
                             else f"{st.queues} queues in all (session/show unavailable)")
-            top = f"; most likely: {causes[0]['cause']} ({causes[0]['why']})" if causes else ""
+            top, remedy = _ghost_summary(causes)
+            gone = [label for label, n in (plain_seen or {}).items() if n and label != sample.label]
+            if gone and not ws_not_upgraded:
+                top += (f"; the plain connections on the WebSocket port seen in {', '.join(gone)} are gone by "
+                        f"{sample.label} (Cowboy closes them after 5 s): those come and go, these stay")
             yield failed(node, f"{st.num_online} open sockets but {sessions_txt}: {ghost} ghost sockets, so the "
                                f"status page shows online {st.num_online} / offline {st.num_offline}{top}",
-                         **evidence)
+                         remedy=remedy, **evidence)
         else:
             yield passed(node, f"{st.num_online} open sockets, {online_sessions} online sessions", **evidence)
 
@@ -217,7 +303,8 @@ def status_vs_sessions(facts: Facts, conf: Mapping[str, Any]) -> Iterable[Findin
             continue
         ev = {"sample": sample.label, "num_online": st.num_online, "num_offline": st.num_offline,
               "queues": st.queues, "sessions_online": counts.online, "sessions_offline": counts.offline,
-              "sessions_total": counts.total, "sessions_from": sample.sessions_from}
+              "sessions_total": counts.total,
+              "sessions_from": sample.session_sources.get(node, sample.sessions_from)}
         problems = []
         if abs(st.queues - counts.total) > conf["tolerance"]:
             problems.append(f"{st.queues} queues (num_online {st.num_online} + num_offline {st.num_offline}) but "
@@ -234,23 +321,46 @@ def status_vs_sessions(facts: Facts, conf: Mapping[str, Any]) -> Iterable[Findin
 
 # --------------------------------------------------------------------------- CLIENTS-003
 
-@check("CLIENTS-003", title="Every node is in the cluster view and answers", severity="error", category=CATEGORY,
+def _ghost_member_remedy(node: str, runner: str | None, expected: bool | None) -> str:
+    hint = ""
+    if expected is False:
+        hint = (f"{node} is not one of the nodes the targets file or the pods name, so it is most likely gone for "
+                "good (a scaled-down StatefulSet keeps its members: the image no longer leaves the cluster on "
+                "scale-down). ")
+    elif expected is True:
+        hint = f"{node} is one of the nodes the targets file or the pods name, so it should come back. "
+    return (hint + f"Gone for good: remove it from the membership with `vmq-admin cluster leave node={node} -k`, run "
+            f"on a running node ({runner or 'any running node'}); a node that is down cannot hand its queues over, "
+            "so to keep its offline sessions and queued messages start it once and make it leave while it runs "
+            "(a leave of a running node migrates queues and messages). Should come back (crashed, evicted, pod "
+            "stuck): bring it back with its data (`kubectl describe pod`, `kubectl logs`, its volume); it rejoins "
+            "by itself and restores its persistent sessions from disk. Until then the cluster is degraded: "
+            "/health/listeners_full_cluster stays DOWN and an upgrade must not start (preflight blocks).")
+
+
+@check("CLIENTS-003", title="Every cluster member is running and answers", severity="error", category=CATEGORY,
        needs=("clients.samples",),
        remedy="Bring the node back (pod events, `kubectl logs`, OOM kills) or, if it is gone for good, remove it "
-              "with `vmq-admin cluster leave node=NAME kill_sessions=true` on a running node. Sessions whose "
-              "queues lived on the missing node get no messages until it returns.")
+              "with `vmq-admin cluster leave node=NAME -k` on a running node. Sessions whose queues lived on the "
+              "missing node get no messages until it returns.")
 def node_missing(facts: Facts, conf: Mapping[str, Any]) -> Iterable[Finding]:
-    """A node is missing from status.json, not running in the cluster view, or does not answer.
+    """A cluster member is not running: missing from status.json, not running in the cluster view, or silent.
 
     Each node's status.json lists every node it can reach, so a node absent from all of them, marked
-    ``false`` in ``mystatus`` or ``Running: false`` in cluster/show is out of the cluster. Its clients'
-    sessions drop out of every total (the status page simply shows fewer clients); the evidence counts the
-    sessions that still point at the node now and in earlier samples of the run (e.g. before it died).
+    ``false`` in ``mystatus`` or ``Running: false`` in cluster/show is out of the cluster. A node stopped
+    without ``vmq-admin cluster leave`` (a StatefulSet scaled down, a pod that never came back) stays a
+    member with Running=false: a ghost member. Its sessions drop out of every total (no status.json
+    counts them, session/show lists none of them), /health stays OK while
+    /health/listeners_full_cluster is DOWN, and the others count a netsplit. The evidence counts the
+    sessions that pointed at the node in this and earlier samples (e.g. before it stopped). A node that
+    answers itself but that others do not see is a netsplit: CLIENTS-006 reports it and this check skips it.
     """
     samples: list[Sample] = facts["clients.samples"]
     sample = samples[-1]
-    expected = list(dict.fromkeys(list(facts.get("clients.expected") or []) + sample.known_nodes()))
+    expected_given = list(facts.get("clients.expected") or [])
+    expected = list(dict.fromkeys(expected_given + sample.known_nodes()))
     answering = [o for o in sample.nodes.values() if o.reachable]
+    views = {o.name: view_of(o) for o in answering}
     for node in expected:
         obs = sample.nodes.get(node)
         missing_from = [o.name for o in answering if node not in o.status]
@@ -259,15 +369,6 @@ def node_missing(facts: Facts, conf: Mapping[str, Any]) -> Iterable[Finding]:
         not_running = [o.name for o in answering if not isinstance(o.cluster, Unavailable)
                        and any(m.node == node and not m.running for m in o.cluster)]
         unreachable = obs.status.reason if obs is not None and not obs.reachable else None
-        problems = []
-        if missing_from:
-            problems.append(f"missing from the status.json of {', '.join(missing_from)}")
-        if not_running:
-            problems.append(f"Running=false in the cluster/show of {', '.join(not_running)}")
-        if down_in_mystatus:
-            problems.append(f"unreachable in the mystatus of {', '.join(down_in_mystatus)}")
-        if unreachable:
-            problems.append(f"its own HTTP does not answer ({unreachable})")
         ev: dict[str, Any] = {"sample": sample.label, "missing_from_status_of": missing_from,
                               "running_false_in": not_running, "mystatus_false_in": down_in_mystatus,
                               "http": unreachable or ("ok" if obs is not None else "not asked (not a target)")}
@@ -278,16 +379,62 @@ def node_missing(facts: Facts, conf: Mapping[str, Any]) -> Iterable[Finding]:
                 stranded[s.label] = {"online": c.online, "offline": c.offline}
         if stranded:
             ev["sessions_on_node"] = stranded
-        if problems:
-            if not answering:
-                yield unknown(node, "no node answered at all: " + "; ".join(problems), **ev)
-                continue
-            last = next(reversed(stranded.items()), None)
-            tail = (f"; {last[1]['online'] + last[1]['offline']} sessions ({last[1]['online']} online) pointed at "
-                    f"it in {last[0]}") if last else ""
-            yield failed(node, "; ".join(problems) + tail, **ev)
-        else:
+        if obs is not None and obs.reachable and node in obs.status:
+            not_seen_by = sorted(o for o, (up, _down) in views.items() if o != node and node not in up)
+            if not_seen_by:
+                yield skipped(node, f"{node} answers and runs, but {', '.join(not_seen_by)} does not see it running: "
+                                    "a netsplit, not a stopped node (see CLIENTS-006)", **ev)
+            else:
+                yield passed(node, f"in the status.json and cluster view of {len(answering)} answering node(s)", **ev)
+            continue
+        problems = []
+        if missing_from:
+            problems.append(f"missing from the status.json of {', '.join(missing_from)}")
+        if not_running:
+            problems.append(f"Running=false in the cluster/show of {', '.join(not_running)}")
+        if down_in_mystatus:
+            problems.append(f"unreachable in the mystatus of {', '.join(down_in_mystatus)}")
+        if unreachable:
+            problems.append(f"its own HTTP does not answer ({unreachable})")
+        if not problems:
             yield passed(node, f"in the status.json and cluster view of {len(answering)} answering node(s)", **ev)
+            continue
+        if not answering:
+            yield unknown(node, "no node answered at all: " + "; ".join(problems), **ev)
+            continue
+        last = next(reversed(stranded.items()), None)
+        tail = (f"; {last[1]['online'] + last[1]['offline']} sessions ({last[1]['online']} online) pointed at "
+                f"it in {last[0]}") if last else ""
+        if not (not_running or down_in_mystatus):
+            yield failed(node, "; ".join(problems) + tail, **ev)
+            continue
+        # a member that is not running: say what that does to the rest of the cluster
+        others = [o.name for o in answering]
+        health_split = [o.name for o in answering if not isinstance(o.health, Unavailable) and o.health.ok
+                        and not isinstance(o.health_full, Unavailable) and not o.health_full.ok]
+        netsplits = {o.name: int(v) for o in answering if (v := _counter(o, "netsplit_detected")) is not None}
+        ev.update(member_not_running=True, health_ok_but_full_cluster_down_on=health_split,
+                  netsplit_detected=netsplits,
+                  expected=None if not expected_given else node in expected_given)
+        where = []
+        if not_running:
+            where.append(f"Running=false in the cluster/show of {', '.join(not_running)}")
+        if missing_from:
+            where.append(f"dropped from the status.json of {', '.join(missing_from)}"
+                         + (" (mystatus false)" if down_in_mystatus else ""))
+        if unreachable:
+            where.append(f"its own HTTP does not answer ({unreachable})")
+        msg = (f"{node} is a cluster member that is not running: {'; '.join(where)}. Its sessions are counted "
+               "nowhere: no status.json counts them and session/show lists none of them (its persistent sessions "
+               f"and their queued messages wait on its disk){tail}")
+        if health_split:
+            msg += (f". /health stays OK on {', '.join(health_split)} while /health/listeners_full_cluster is DOWN "
+                    "(503)")
+        if any(netsplits.values()):
+            msg += ("; netsplit_detected " + ", ".join(f"{n} {v}" for n, v in netsplits.items())
+                    + " (a node that stops without `cluster leave` counts as a netsplit)")
+        yield failed(node, msg, remedy=_ghost_member_remedy(node, others[0] if others else None, ev["expected"]),
+                     **ev)
 
 
 # --------------------------------------------------------------------------- CLIENTS-004
@@ -369,39 +516,120 @@ def counters_backwards(facts: Facts, conf: Mapping[str, Any]) -> Iterable[Findin
 
 # --------------------------------------------------------------------------- CLIENTS-006
 
-@check("CLIENTS-006", title="No netsplit: detected == resolved and not rising during the run", severity="error",
-       category=CATEGORY, needs=("clients.samples",),
-       remedy="Find why nodes lost each other: pod restarts, the Erlang distribution ports (4369 and the "
-              "distribution range) blocked by a NetworkPolicy, DNS of the headless Service, CPU starvation. Run "
-              "`vmq-validate distribution` for the network side.")
-def netsplits(facts: Facts, conf: Mapping[str, Any]) -> Iterable[Finding]:
-    """Netsplit counters: a netsplit detected and not (yet) resolved, or new netsplits during the run.
+def _who_sees_whom(sample: Sample, node: str) -> tuple[str, dict[str, Any]]:
+    """How ``node`` sees its peers and how each peer it does not see answers (a partition or a stopped node)."""
+    obs = sample.nodes.get(node)
+    if obs is None or not obs.reachable:
+        return "", {}
+    up, down = view_of(obs)
+    parts = []
+    for peer in sorted(down):
+        pobs = sample.nodes.get(peer)
+        if pobs is not None and pobs.reachable and peer in pobs.status:
+            if node not in view_of(pobs)[0]:
+                parts.append(f"{peer} answers and sees {node} as not running too: both sides are up and cut off "
+                             "from each other (a network partition)")
+            else:
+                parts.append(f"{peer} answers and sees {node} running, but {node} cannot reach it (a one-way cut)")
+        elif pobs is not None:
+            parts.append(f"{peer} does not answer: it is stopped or gone (CLIENTS-003)")
+        else:
+            parts.append(f"{peer} was not asked")
+    ev = {"sees_running": sorted(up), "sees_not_running": sorted(down)}
+    if not down:
+        return "", ev
+    return (f"{node} sees {', '.join(sorted(up))} running and {', '.join(sorted(down))} not running; "
+            + "; ".join(parts)), ev
 
-    ``vernemq_netsplit_detected`` counts the times this node lost a cluster peer and
-    ``vernemq_netsplit_resolved`` the times a lost peer came back. More detected than resolved means a
-    peer is still gone; detected rising between samples means the cluster split while we watched.
-    (A freshly started cluster commonly shows 1/1: the first node saw the second one join late.)
+
+def _restarted_peers(sample: Sample, node: str) -> list[str]:
+    """Peers whose counters started after ``node`` lost them: no netsplit of their own and a shorter uptime."""
+    obs = sample.nodes.get(node)
+    mine = _counter(obs, "system_wallclock")
+    out = []
+    for peer, pobs in sample.nodes.items():
+        if peer == node or _counter(pobs, "netsplit_detected") != 0:
+            continue
+        theirs = _counter(pobs, "system_wallclock")
+        if mine is None or theirs is None or theirs < mine:
+            out.append(peer)
+    return out
+
+
+@check("CLIENTS-006", title="No netsplit: detected == resolved, not rising during the run, and who sees whom",
+       severity="error", category=CATEGORY, needs=("clients.samples",),
+       remedy="Find why nodes lost each other: pod restarts, the Erlang distribution ports (4369 and the "
+              "distribution range) or the cluster port 44053 blocked by a NetworkPolicy, DNS of the headless "
+              "Service, CPU starvation. Run `vmq-validate distribution` for the network side. A member that is "
+              "stopped rather than cut off is CLIENTS-003's subject.")
+def netsplits(facts: Facts, conf: Mapping[str, Any]) -> Iterable[Finding]:
+    """Netsplit counters and views: a netsplit not resolved, new netsplits during the run, and healed ones.
+
+    ``vernemq_netsplit_detected`` counts the times this node lost a cluster peer (a network cut, a crash,
+    and also a graceful stop without ``cluster leave``) and ``vernemq_netsplit_resolved`` the times a lost
+    peer came back. More detected than resolved means a peer is still gone: the finding says whom the
+    node sees and, for each peer it does not see, whether that peer answers (and sees this node) — both
+    sides up and cut off is a partition — or not (stopped: CLIENTS-003). detected rising between samples
+    means the cluster split while we watched. detected == resolved > 0 is a split that healed: a warning,
+    unless a peer's counters explain it as a restart or a late join (the peer counted no netsplit itself
+    and has been up for less time than this node, ``vernemq_system_wallclock``), as after a fresh start or a
+    graceful restart of that peer: that passes with the explanation.
     """
     samples: list[Sample] = facts["clients.samples"]
     sample = samples[-1]
     for node, obs in sample.nodes.items():
+        if (silent := _silent(obs)) is not None:
+            yield silent
+            continue
         det, res = _counter(obs, "netsplit_detected"), _counter(obs, "netsplit_resolved")
         if det is None or res is None:
             reason = obs.counters.reason if isinstance(obs.counters, Unavailable) else "netsplit counters missing"
             yield unknown(node, f"no netsplit counters: {reason}")
             continue
         rise = _delta(samples, node, "netsplit_detected")
+        views, view_ev = _who_sees_whom(sample, node)
         ev = {"sample": sample.label, "netsplit_detected": int(det), "netsplit_resolved": int(res),
-              "detected_rise_during_run": rise}
+              "detected_rise_during_run": rise, **view_ev}
+        uptime = _counter(obs, "system_wallclock")
+        if uptime is not None:
+            ev["uptime_s"] = round(uptime / 1000.0, 1)
         problems = []
         if det > res:
             problems.append(f"{int(det - res)} netsplit(s) not resolved (detected {int(det)}, resolved {int(res)})")
         if rise:
             problems.append(f"netsplit_detected rose by {rise} during the run ({samples[0].label} -> {sample.label})")
-        if problems:
-            yield failed(node, "; ".join(problems), **ev)
+        if problems or views:
+            yield failed(node, "; ".join(([f"netsplit: {views}"] if views else []) + problems), **ev)
+        elif det > 0:
+            restarted = _restarted_peers(sample, node)
+            if restarted and det <= len(restarted):  # each restart or late join of a peer counts once
+                ages = ", ".join(f"{p} up {_counter(sample.nodes[p], 'system_wallclock') / 1000.0:.0f} s"
+                                 for p in restarted if _counter(sample.nodes[p], "system_wallclock") is not None)
+                yield passed(node, f"netsplits detected {int(det)}, resolved {int(res)}: explained by "
+                                   f"{', '.join(restarted)} starting after {node} saw it"
+                                   + (f" ({ages}; {node} up {uptime / 1000.0:.0f} s)" if ages and uptime else "")
+                                   + ", which counted no netsplit itself: a restart or a late join whose counters "
+                                     "started again from 0, not a fault", restarted_peers=restarted, **ev)
+            else:
+                peers_said = (f"{len(restarted)} of them explained by {', '.join(restarted)} restarting; the others "
+                              "were counted by the peers too" if restarted else
+                              "the peers counted it too and none restarted since")
+                yield warned(node, f"a netsplit happened and healed: detected {int(det)}, resolved {int(res)}; "
+                                   f"{peers_said}, so the cluster was split for a while (messages between the sides "
+                                   "were not routed then)",
+                             remedy="Nothing is split now. Find what cut the nodes apart (the time is in the logs: "
+                                    "'netsplit detected'), e.g. a NetworkPolicy change, a node or zone network "
+                                    "outage, CPU starvation (net_ticktime); and check that clients did not register "
+                                    "on both sides (CLIENTS-004).", **ev)
         else:
-            yield passed(node, f"netsplits detected {int(det)}, resolved {int(res)}, none during the run", **ev)
+            saw = [p for p, pobs in sample.nodes.items() if p != node and (pd := _counter(pobs, "netsplit_detected"))
+                   and pd == _counter(pobs, "netsplit_resolved") and uptime is not None
+                   and (pu := _counter(pobs, "system_wallclock")) is not None and pu > uptime]
+            why = (f": {node} started after {', '.join(saw)} (up {uptime / 1000.0:.0f} s), whose healed netsplit "
+                   f"count is {node}'s restart or late join; {node}'s own counters started again from 0 then, "
+                   "not a fault") if saw else ", none during the run"
+            yield passed(node, f"netsplits detected {int(det)}, resolved {int(res)}{why}",
+                         **({"restarted": True} if saw else {}), **ev)
 
 
 # --------------------------------------------------------------------------- CLIENTS-007
@@ -420,6 +648,9 @@ def health_disagrees(facts: Facts, conf: Mapping[str, Any]) -> Iterable[Finding]
     """
     sample = _latest(facts)
     for node, obs in sample.nodes.items():
+        if (silent := _silent(obs)) is not None:
+            yield silent
+            continue
         h, f = obs.health, obs.health_full
         if isinstance(h, Unavailable) or isinstance(f, Unavailable):
             reason = h.reason if isinstance(h, Unavailable) else f.reason
@@ -428,12 +659,63 @@ def health_disagrees(facts: Facts, conf: Mapping[str, Any]) -> Iterable[Finding]
         ev = {"health": h.status, "health_http": h.http_status, "listeners_full_cluster": f.status,
               "listeners_full_cluster_http": f.http_status, "reasons": list(f.reasons)}
         if h.ok and not f.ok:
+            down = sorted(view_of(obs)[1]) if obs.reachable else []
+            ev["sees_not_running"] = down
+            who = f": {node} does not see {', '.join(down)} running" if down else ""
             yield failed(node, f"/health is OK but /health/listeners_full_cluster is DOWN "
-                               f"({'; '.join(f.reasons) or 'no reason given'})", **ev)
+                               f"({'; '.join(f.reasons) or 'no reason given'}){who}", **ev)
         elif not h.ok:
             yield failed(node, f"/health is DOWN ({'; '.join(h.reasons) or 'no reason given'})", **ev)
         else:
             yield passed(node, "both OK", **ev)
+
+
+# --------------------------------------------------------------------------- CLIENTS-013
+
+@check("CLIENTS-013", title="The API key is accepted on every node", severity="error", category=CATEGORY,
+       needs=("clients.samples",),
+       remedy="Add the key on every node: `vmq-admin api-key add key=KEY scope=mgmt` in each pod (`kubectl exec`), "
+              "and again on a node that joins later. The key lands in the replicated metadata, but each node serves "
+              "keys from its own cache, so a key added on one node is refused by the others. The official image "
+              "adds API_KEY itself in every pod, 60 s after the pod starts: a 401 in the first minute after a "
+              "(re)start is that window. `vmq-admin api-key show` on a node lists the keys it accepts. If every node "
+              "refuses, check that the validator has the right key (the release's Secret, api_key_env/file).")
+def api_key_accepted(facts: Facts, conf: Mapping[str, Any]) -> Iterable[Finding]:
+    """Per node: did the node accept the API key (HTTP 200 on ``/api/v1/cluster/show``) or refuse it (401)?
+
+    VerneMQ 2.1.2's ``vmq-admin api-key add`` takes effect only on the node where it runs (it writes the key
+    to the replicated metadata but updates only the local config cache, which is what the HTTP API reads),
+    and a node that joins later does not get it. A 401 has an empty body and the same headers whether the
+    key was never added on that node, not added yet, or is simply wrong. Without an accepted key on any
+    node, the checks that read session/show or cluster/show are ``unknown`` with that reason.
+    """
+    sample = _latest(facts)
+    answers = {n: o.api_key for n, o in sample.nodes.items()}
+    if answers and all(isinstance(a, NotApplicable) for a in answers.values()):
+        yield skipped("-", next(iter(answers.values())).reason)
+        return
+    accepted = [n for n, a in answers.items() if isinstance(a, KeyAnswer) and a.accepted]
+    refused = [n for n, a in answers.items() if isinstance(a, KeyAnswer) and not a.accepted]
+    for node, a in answers.items():
+        if isinstance(a, Unavailable) and (silent := _silent(sample.nodes[node])) is not None:
+            yield silent
+        elif isinstance(a, NotApplicable):
+            yield skipped(node, a.reason)
+        elif isinstance(a, Unavailable):
+            yield unknown(node, f"no answer to a request with the API key: {a.reason}")
+        elif a.accepted:
+            yield passed(node, f"accepted: HTTP {a.http_status} to GET {a.path} with the key", key_accepted=True,
+                         http_status=a.http_status, path=a.path)
+        else:
+            if accepted:
+                why = (f"{', '.join(accepted)} accepted the same key, so it was added there but not (yet) on "
+                       f"{node}: `vmq-admin api-key add` takes effect only on the node where it runs")
+            else:
+                why = ("no node accepted it: the key is not added on any node (yet) or it is wrong, and every "
+                       "check that needs the API (session/show, cluster/show) is unknown")
+            yield failed(node, f"refused the API key: HTTP 401 to GET {a.path}; a 401 looks the same for a key not "
+                               f"added (yet) and a wrong key; {why}", key_accepted=False, http_status=a.http_status,
+                         path=a.path, accepted_on=accepted, refused_on=refused)
 
 
 # --------------------------------------------------------------------------- canaries

@@ -92,17 +92,18 @@ def netsplits(facts: Facts, conf: Mapping[str, Any]) -> Iterable[Finding]:
             yield failed(node, "the node exports no netsplit_detected metric", remedy="enable the metrics endpoint "
                          "(vmq_metrics_http) on port 8888.")
             continue
-        if len(samples) < 2:
+        open_splits = f"{d1 - r1:g} netsplit(s) detected but not resolved" if r1 is not None and d1 > r1 else ""
+        if len(samples) >= 2 and d1 > d0:
+            yield failed(node, f"netsplit_detected rose from {d0:g} to {d1:g} in {m.get('interval', 0):g}s"
+                               + (f"; {open_splits}" if open_splits else ""), detected=[d0, d1])
+        elif open_splits:
+            yield failed(node, open_splits, detected=d1, resolved=r1)
+        elif len(samples) < 2:
             yield warned(node, "only one sample: cannot tell whether netsplits are rising",
                          remedy="run the pre-flight with an interval above 0.", netsplit_detected=d1)
-            continue
-        if d1 > d0:
-            yield failed(node, f"netsplit_detected rose from {d0:g} to {d1:g} in {m.get('interval', 0):g}s",
-                         detected=[d0, d1])
-        elif r1 is not None and d1 > r1:
-            yield failed(node, f"{d1 - r1:g} netsplit(s) detected but not resolved", detected=d1, resolved=r1)
         else:
-            yield passed(node, f"netsplit counters steady ({d1:g} detected, {r1 if r1 is not None else '?'} resolved)")
+            yield passed(node, f"netsplit counters steady ({d1:g} detected, "
+                               f"{format(r1, 'g') if r1 is not None else '?'} resolved)")
 
 
 @check("PREFLIGHT-003", title="All pods ready and the StatefulSet settled", severity="error", category=CATEGORY,

@@ -23,7 +23,6 @@ A collector never decides: an answer that cannot be read becomes an Unavailable 
 
 from __future__ import annotations
 
-import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -35,15 +34,26 @@ from ..vernemq.http import HttpFailure, NodeHttp, session_show_path
 from ..vernemq.parse import (Health, ListenerConns, Member, Metrics, NodeStatus, ParseError, SESSION_COLUMNS,
                              parse_cluster_show, parse_health, parse_listener_show, parse_metrics,
                              parse_status_json)
-from ..vernemq.sessions import SessionSummary, reconcile_stream
+from ..vernemq.sessions import SessionSummary, merge_side, reconcile_stream
+from .capture import KEY_REFUSED, CaptureDir
 from .targets import ClusterSpec
 
 #: the counters and gauges the checks read, by their name without the ``vernemq_`` prefix
 COUNTERS = ("socket_open", "socket_close", "socket_close_timeout", "socket_error", "mqtt_connect_received",
             "mqtt_connack_sent", "client_expired", "client_keepalive_expired", "netsplit_detected",
             "netsplit_resolved", "queue_setup", "queue_teardown")
-GAUGES = ("active_mqtt_connections", "active_mqttws_connections", "total_active_connections", "queue_processes")
+GAUGES = ("active_mqtt_connections", "active_mqttws_connections", "total_active_connections", "queue_processes",
+          "system_wallclock")
 DEFAULT_SESSION_LIMIT = 1_000_000
+
+
+@dataclass(frozen=True)
+class KeyAnswer:
+    """How a node answered a request that carried the API key (200: accepted, 401: refused)."""
+
+    accepted: bool
+    http_status: int
+    path: str
 
 
 @dataclass
@@ -58,6 +68,8 @@ class NodeObservation:
     health_full: Health | Unavailable = Unavailable("not asked")
     listeners: list[ListenerConns] | Unavailable = Unavailable("not asked")
     cluster: list[Member] | Unavailable = Unavailable("not asked")
+    #: KeyAnswer, NotApplicable (no key given) or Unavailable (no answer at all)
+    api_key: Any = Unavailable("not asked")
 
     @property
     def reachable(self) -> bool:
@@ -69,13 +81,56 @@ class NodeObservation:
         return self.status.get(self.name)
 
 
+def view_of(obs: NodeObservation) -> tuple[set[str], set[str]]:
+    """(members ``obs`` sees running, members it sees not running) from its own status.json entry
+    (the entries it lists, its mystatus) and its cluster/show. Not running wins over running."""
+    up: set[str] = set()
+    down: set[str] = set()
+    if not isinstance(obs.status, Unavailable):
+        up.update(obs.status)
+        own = obs.own_status()
+        if own is not None:
+            for peer, ok in own.mystatus.items():
+                (up if ok else down).add(peer)
+    if not isinstance(obs.cluster, Unavailable):
+        for m in obs.cluster:
+            (up if m.running else down).add(m.node)
+    # a member cluster/show or mystatus knows but status.json leaves out is not reachable from obs
+    if not isinstance(obs.status, Unavailable):
+        down.update(n for n in up if n not in obs.status)
+    return up - down, down
+
+
 @dataclass
 class Sample:
     label: str
     nodes: dict[str, NodeObservation] = field(default_factory=dict)
     sessions: SessionSummary | Unavailable = Unavailable("not asked")
     sessions_from: str | None = None
+    #: node -> the node whose session/show answer lists its sessions (each answer covers the nodes its node
+    #: sees running; during a netsplit one answer per side). Empty: not known, the answer covers every node.
+    session_sources: dict[str, str] = field(default_factory=dict)
     taken_at: float | None = None
+
+    def cover(self, source: str, summary: SessionSummary) -> list[str]:
+        """Record the session/show answer of ``source`` (the first one, or another side merged into it):
+        the nodes it covers that no earlier answer covered. Returns them."""
+        obs = self.nodes.get(source)
+        seen = view_of(obs)[0] if obs is not None and obs.reachable else {source}
+        seen.add(source)
+        new = sorted(n for n in seen if n not in self.session_sources)
+        if isinstance(self.sessions, SessionSummary) and self.sessions is not summary:
+            merge_side(self.sessions, summary, new)
+        else:
+            self.sessions, self.sessions_from = summary, source
+        for n in new:
+            self.session_sources[n] = source
+        return new
+
+    def uncovered(self) -> list[str]:
+        """Answering nodes whose sessions no session/show answer lists yet (the other side of a netsplit)."""
+        return [n for n, o in self.nodes.items()
+                if o.reachable and n in o.status and n not in self.session_sources]
 
     def status_entry(self, node: str) -> NodeStatus | None:
         """``node``'s status.json entry: from its own answer first, else from any other node's answer."""
@@ -133,6 +188,22 @@ def _try(fn: Callable[[], Any], what: str) -> Any:
         return Unavailable(f"{what}: the answer is malformed ({exc}); is this a VerneMQ 2.1 node?")
 
 
+def _with_key(http: NodeHttp, path: str, parse: Callable[[Any], Any]) -> tuple[Any, KeyAnswer | Unavailable]:
+    """(parsed answer or Unavailable, how the node took the key) for GET ``path`` with the API key."""
+    try:
+        doc = http.get_json(path, auth=True)
+    except HttpFailure as exc:
+        if exc.status == 401:
+            return Unavailable(f"GET {path}: {KEY_REFUSED}"), KeyAnswer(False, 401, path)
+        # any other failure (no answer, 403 from the API server's proxy, 5xx) says nothing about the key
+        return Unavailable(exc.reason), Unavailable(exc.reason)
+    try:
+        return parse(doc), KeyAnswer(True, 200, path)
+    except ParseError as exc:
+        return Unavailable(f"{path}: the answer is malformed ({exc}); is this a VerneMQ 2.1 node?"), \
+            KeyAnswer(True, 200, path)
+
+
 def observe_node(name: str, http: NodeHttp, with_api: bool) -> NodeObservation:
     obs = NodeObservation(name=name, url=http.base_url)
     obs.status = _try(lambda: parse_status_json(http.get_json("/status.json")), "/status.json")
@@ -145,19 +216,20 @@ def observe_node(name: str, http: NodeHttp, with_api: bool) -> NodeObservation:
     obs.health = _try(lambda: health("/health"), "/health")
     obs.health_full = _try(lambda: health("/health/listeners_full_cluster"), "/health/listeners_full_cluster")
     if with_api:
-        obs.listeners = _try(lambda: parse_listener_show(http.get_json("/api/v1/listener/show", auth=True)),
-                             "/api/v1/listener/show")
-        obs.cluster = _try(lambda: parse_cluster_show(http.get_json("/api/v1/cluster/show", auth=True)),
-                           "/api/v1/cluster/show")
+        obs.cluster, obs.api_key = _with_key(http, "/api/v1/cluster/show", parse_cluster_show)
+        obs.listeners, listener_key = _with_key(http, "/api/v1/listener/show", parse_listener_show)
+        if not isinstance(obs.api_key, KeyAnswer):
+            obs.api_key = listener_key
     else:
         why = Unavailable("no API key given (api_key_env / api_key_file in the targets file)")
         obs.listeners, obs.cluster = why, why
+        obs.api_key = NotApplicable(why.reason)
     return obs
 
 
-def fetch_sessions(http: NodeHttp, limit: int) -> SessionSummary:
+def fetch_sessions(http: NodeHttp, limit: int, online_at: dict[str, str] | None = None) -> SessionSummary:
     path = session_show_path(SESSION_COLUMNS, limit=limit)
-    return reconcile_stream(http.stream(path, auth=True), limit=limit)
+    return reconcile_stream(http.stream(path, auth=True), limit=limit, online_at=online_at)
 
 
 def sample_cluster(clients: Mapping[str, NodeHttp], label: str, with_api: bool,
@@ -171,19 +243,33 @@ def sample_cluster(clients: Mapping[str, NodeHttp], label: str, with_api: bool,
         sample.sessions = Unavailable("no API key given: session/show needs a key with scope mgmt "
                                       "(api_key_env / api_key_file in the targets file)")
         return sample
-    reasons = []
+    reasons, refused = [], []
+    online_at: dict[str, str] = {}
     for name, http in clients.items():
-        if not sample.nodes[name].reachable:
+        # the first node that answers; then, during a netsplit, one node of each other side
+        if not sample.nodes[name].reachable or name in sample.session_sources:
             continue
-        result = _try(lambda: fetch_sessions(http, session_limit), "/api/v1/session/show")
-        if isinstance(result, Unavailable):
-            reasons.append(result.reason)
+        if isinstance(sample.nodes[name].api_key, KeyAnswer) and not sample.nodes[name].api_key.accepted:
+            refused.append(name)  # it refused the key a moment ago: session/show would get the same 401
             continue
-        sample.sessions, sample.sessions_from = result, name
-        break
+        try:
+            result = fetch_sessions(http, session_limit, online_at)
+        except HttpFailure as exc:
+            (refused if exc.status == 401 else reasons).append(name if exc.status == 401 else exc.reason)
+            continue
+        except ParseError as exc:
+            reasons.append(f"/api/v1/session/show: the answer is malformed ({exc}); is this a VerneMQ 2.1 node?")
+            continue
+        sample.cover(name, result)
+        if not result.has_node or not sample.uncovered():
+            break
+    if isinstance(sample.sessions, SessionSummary):
+        return sample
+    if refused and not reasons:
+        sample.sessions = Unavailable(f"session/show: every node ({', '.join(refused)}) answered {KEY_REFUSED}")
     else:
-        sample.sessions = Unavailable("; ".join(reasons) or "no node answered /status.json, so none was asked "
-                                                            "for session/show")
+        sample.sessions = Unavailable("; ".join(reasons + [f"{n}: {KEY_REFUSED}" for n in refused])
+                                      or "no node answered /status.json, so none was asked for session/show")
     return sample
 
 
@@ -197,39 +283,24 @@ def node_clients(spec: ClusterSpec, timeout: float = 5.0) -> dict[str, NodeHttp]
 
 # --------------------------------------------------------------------------- replay
 
-_LOG_LINE = re.compile(r"^(?P<file>node\d+_[\w.-]+?)\s+<-\s+GET\s+(?P<url>\S+).*?->\s+HTTP\s+(?P<code>\d{3})")
-_PREFIX = re.compile(r"^(node\d+)_")
-
-
-def _read_log(phase: Path) -> dict[str, tuple[str, int]]:
-    """file name -> (url, http code) from a capture log."""
-    log = phase / "_capture_log.txt"
-    out: dict[str, tuple[str, int]] = {}
-    if log.is_file():
-        for line in log.read_text().splitlines():
-            m = _LOG_LINE.match(line.strip())
-            if m:
-                out[m.group("file")] = (m.group("url"), int(m.group("code")))
-    return out
-
-
-def _load(phase: Path, fname: str, log: Mapping[str, tuple[str, int]], parse: Callable[[bytes, int | None], Any],
-          what: str) -> Any:
-    path = phase / fname
-    if not path.is_file():
-        if fname in log:
-            url, code = log[fname]
-            if code == 0:
-                return Unavailable(f"GET {url}: cannot connect (HTTP 000 in the capture)")
-            return Unavailable(f"GET {url}: HTTP {code} in the capture, no body kept")
-        return Unavailable(f"{what}: not captured in {phase.name}")
-    code = log.get(fname, (None, None))[1]
+def _parsed(cap: CaptureDir, fname: str | None, what: str, parse: Callable[[bytes, int | None], Any],
+            ok: tuple[int, ...] = (200,)) -> Any:
+    if fname is None:
+        return Unavailable(f"{what}: not captured in {cap.name}")
+    got = cap.answer(fname, what)
+    if isinstance(got, Unavailable):
+        return got
+    code, body = got
+    if code == 401:
+        return Unavailable(f"GET {cap.url(fname) or what}: {KEY_REFUSED}")
+    if code is not None and code not in ok:
+        return Unavailable(f"GET {cap.url(fname) or what}: HTTP {code} in the capture")
     try:
-        return parse(path.read_bytes(), code)
+        return parse(body, code)
     except ParseError as exc:
-        return Unavailable(f"{what} ({path.name}): malformed ({exc})")
+        return Unavailable(f"{what} ({fname}): malformed ({exc})")
     except ValueError as exc:
-        return Unavailable(f"{what} ({path.name}): not JSON ({exc})")
+        return Unavailable(f"{what} ({fname}): not JSON ({exc})")
 
 
 def _json(data: bytes) -> Any:
@@ -238,32 +309,56 @@ def _json(data: bytes) -> Any:
     return json.loads(data)
 
 
+def _api_files(cap: CaptureDir, pre: str, name: str) -> str | None:
+    """The captured answer of ``/api/v1/NAME/show`` with the key: the standard file, or ``_KEY`` (200 or 401)."""
+    base = f"{pre}_api_v1_{name}_show"
+    return cap.first(f"{base}.json", f"{base}_KEY.json", f"{base}_KEY.txt")
+
+
+def _key_answer(cap: CaptureDir, pre: str) -> KeyAnswer | Unavailable:
+    """How the node answered the first captured request that carried the API key."""
+    reasons = []
+    for name in ("cluster", "listener", "session"):
+        fname = _api_files(cap, pre, name)
+        if fname is None:
+            continue
+        path = f"/api/v1/{name}/show"
+        got = cap.answer(fname, path)
+        if isinstance(got, Unavailable):
+            reasons.append(got.reason)
+            continue
+        code = got[0] if got[0] is not None else 200
+        return KeyAnswer(accepted=code != 401, http_status=code, path=path)
+    return Unavailable(reasons[0] if reasons else f"no request with the API key was captured in {cap.name}")
+
+
 def load_phase(phase: Path) -> Sample:
     """One captured phase directory -> one Sample (same shapes as a live sample)."""
-    if not phase.is_dir():
-        raise FileNotFoundError(phase)
-    log = _read_log(phase)
-    prefixes = sorted({m.group(1) for f in [p.name for p in phase.iterdir()] + list(log)
-                       if (m := _PREFIX.match(f))})
+    cap = CaptureDir(phase)
+    if not cap.prefixes:
+        sub = f" (it holds sub-folders: {', '.join(cap.subdirs)}; replay those)" if cap.subdirs else ""
+        raise ValueError(f"{phase} holds no captured node answers (nodeN_status.json, ...){sub}")
     sample = Sample(label=phase.name)
     hosts: dict[str, str | None] = {}
-    for pre in prefixes:
-        url = log.get(f"{pre}_status.json", (None, 0))[0]
-        hosts[pre] = re.sub(r"^\w+://([^/:]+).*$", r"\1", url) if url else None
+    for pre in cap.prefixes:
+        url = cap.url(f"{pre}_status.json")
+        hosts[pre] = cap.host(pre)
         obs = NodeObservation(name=pre, url=url.rsplit("/", 1)[0] if url else None)
-        obs.status = _load(phase, f"{pre}_status.json", log, lambda b, c: parse_status_json(_json(b)), "/status.json")
-        obs.counters = _load(phase, f"{pre}_metrics.prom", log,
-                             lambda b, c: counters_from_metrics(parse_metrics(b)), "/metrics")
-        obs.health = _load(phase, f"{pre}_health.json", log, lambda b, c: parse_health(_json(b), c), "/health")
-        obs.health_full = _load(phase, f"{pre}_health_listeners_full_cluster.json", log,
-                                lambda b, c: parse_health(_json(b), c, "/health/listeners_full_cluster"),
-                                "/health/listeners_full_cluster")
-        obs.listeners = _load(phase, f"{pre}_api_v1_listener_show.json", log,
-                              lambda b, c: parse_listener_show(_json(b)), "/api/v1/listener/show")
-        obs.cluster = _load(phase, f"{pre}_api_v1_cluster_show.json", log,
-                            lambda b, c: parse_cluster_show(_json(b)), "/api/v1/cluster/show")
+        obs.status = _parsed(cap, f"{pre}_status.json", "/status.json", lambda b, c: parse_status_json(_json(b)))
+        obs.counters = _parsed(cap, f"{pre}_metrics.prom", "/metrics",
+                               lambda b, c: counters_from_metrics(parse_metrics(b)))
+        obs.health = _parsed(cap, f"{pre}_health.json", "/health", lambda b, c: parse_health(_json(b), c),
+                             ok=(200, 503))
+        obs.health_full = _parsed(cap, f"{pre}_health_listeners_full_cluster.json", "/health/listeners_full_cluster",
+                                  lambda b, c: parse_health(_json(b), c, "/health/listeners_full_cluster"),
+                                  ok=(200, 503))
+        obs.listeners = _parsed(cap, _api_files(cap, pre, "listener"), "/api/v1/listener/show",
+                                lambda b, c: parse_listener_show(_json(b)))
+        obs.cluster = _parsed(cap, _api_files(cap, pre, "cluster"), "/api/v1/cluster/show",
+                              lambda b, c: parse_cluster_show(_json(b)))
+        obs.api_key = _key_answer(cap, pre)
         sample.nodes[pre] = obs
-    # name every node as VerneMQ does: the node label of its metrics, else the first key of its status.json
+    # name every node as VerneMQ does: the first key of its status.json, else the member on its host
     all_names = set()
     for obs in sample.nodes.values():
         if not isinstance(obs.status, Unavailable):
@@ -286,18 +381,30 @@ def load_phase(phase: Path) -> Sample:
     sample.nodes = renamed
     # sessions: the column selection with --node (per-node attribution) from the first node that has it,
     # else the default columns (no node column)
-    candidates = [f"{pre}_api_v1_session_show_fields.json" for pre in prefixes] + \
-                 [f"{pre}_api_v1_session_show.json" for pre in prefixes]
+    candidates = [f"{pre}_api_v1_session_show_fields.json" for pre in cap.prefixes] + \
+                 [f"{pre}_api_v1_session_show{k}.json" for k in ("", "_KEY") for pre in cap.prefixes]
+    online_at: dict[str, str] = {}
     for fname in candidates:
-        if (phase / fname).is_file():
-            try:
-                sample.sessions = reconcile_stream([(phase / fname).read_bytes()], limit=None)
-            except ParseError as exc:
-                sample.sessions = Unavailable(f"{fname}: malformed ({exc})")
-            sample.sessions_from = name_of[_PREFIX.match(fname).group(1)]
+        source = name_of[fname.split("_", 1)[0]]
+        if not (phase / fname).is_file() or cap.code(fname) not in (None, 200) or source in sample.session_sources:
+            continue
+        try:
+            result = reconcile_stream([(phase / fname).read_bytes()], limit=None, online_at=online_at)
+        except ParseError as exc:
+            if not isinstance(sample.sessions, SessionSummary):
+                sample.sessions, sample.sessions_from = Unavailable(f"{fname}: malformed ({exc})"), source
+                break
+            continue
+        sample.cover(source, result)
+        if not result.has_node or not sample.uncovered():
             break
-    else:
-        sample.sessions = Unavailable(f"session/show: not captured in {phase.name}")
+    if not isinstance(sample.sessions, SessionSummary) and sample.sessions_from is None:
+        refused = [name_of[pre] for pre in cap.prefixes
+                   if cap.code(_api_files(cap, pre, "session") or "-") == 401]
+        if refused and len(refused) == len(cap.prefixes):
+            sample.sessions = Unavailable(f"session/show: every node ({', '.join(refused)}) answered {KEY_REFUSED}")
+        else:
+            sample.sessions = Unavailable(f"session/show: not captured in {phase.name}")
     return sample
 
 

@@ -6,7 +6,9 @@ Two sources, both read-only:
   Kubernetes facts (pods, StatefulSet, PDB) are NotApplicable;
 * a Kubernetes release (explicit context): pods, StatefulSet and PDBs from the API, and each
   pod's ``/status.json`` and ``/metrics`` through the API server's pod proxy
-  (``/api/v1/namespaces/NS/pods/POD:8888/proxy/...``), so no port-forward and no extra Service.
+  (``/api/v1/namespaces/NS/pods/POD:8888/proxy/...``), so no port-forward and no extra Service;
+* captured answers (``--replay DIR...``, the layout of ``tests/fixtures/vernemq/2.1.2/<phase>/``): the views
+  from the last directory, ``/metrics`` from the first and the last (one directory = one sample).
 
 ``/metrics`` is read twice, ``interval`` seconds apart, to see whether netsplit counters rise.
 """
@@ -16,10 +18,13 @@ from __future__ import annotations
 import json
 import re
 import time
+from datetime import datetime
+from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from ..core.model import Facts, NotApplicable, Unavailable
 from ..vernemq.http import HttpFailure, NodeHttp
+from .capture import CaptureDir
 from .clients import PodProxyHttp
 from .kubeclient import Kube, explain_error
 from .targets import ClusterSpec
@@ -238,3 +243,80 @@ def collect_kube(kube: Kube, namespace: str, selector: str, target_version: str 
         facts.set("preflight_versions", _versions(
             views, {p["metadata"]["name"]: v for p in pods if (v := _image_version(p))}, target_version))
     return facts
+
+
+def _capture_getter(cap: CaptureDir, prefix: str) -> Getter:
+    files = {"/status.json": f"{prefix}_status.json", "/metrics": f"{prefix}_metrics.prom"}
+
+    def get(path: str) -> str:
+        got = cap.answer(files[path], path)
+        if isinstance(got, Unavailable):
+            raise HttpFailure(got.reason)
+        code, body = got
+        if code not in (None, 200):
+            raise HttpFailure(f"GET {cap.url(files[path]) or path}: HTTP {code} in the capture", code)
+        return body.decode("utf-8", "replace")
+
+    return get
+
+
+def _seconds_between(first: CaptureDir, last: CaptureDir) -> float:
+    try:
+        a, b = (datetime.fromisoformat(c.captured_at.replace("Z", "+00:00")) for c in (first, last))
+    except (AttributeError, ValueError):
+        return 0.0
+    return max(0.0, (b - a).total_seconds())
+
+
+def collect_replay(dirs: list[str | Path], target_version: str | None) -> Facts:
+    """Pre-flight facts from captured answers: the node views of the last directory, and ``/metrics`` of the
+    first and the last directory as the two samples (a single directory gives one sample)."""
+    caps = [CaptureDir(Path(d)) for d in dirs]
+    for cap in caps:
+        if not cap.prefixes:
+            sub = f" (it holds sub-folders: {', '.join(cap.subdirs)}; replay those)" if cap.subdirs else ""
+            raise ValueError(f"{cap.path} holds no captured node answers (nodeN_status.json, ...){sub}")
+    first, last = caps[0], caps[-1]
+    named: dict[str, str | None] = {}
+    known: set[str] = set()
+    for pre in last.prefixes:
+        try:
+            seen = parse_status(json.loads(_capture_getter(last, pre)("/status.json")))
+        except (HttpFailure, ValueError):
+            named[pre] = None
+            continue
+        named[pre] = next(iter(seen), None)
+        for node, view in seen.items():
+            known.add(node)
+            known.update(view["members"])
+    getters: dict[str, Getter] = {}
+    for pre in last.prefixes:
+        host = last.host(pre)
+        # a node that does not answer is named as the others know it (the member on its address)
+        name = named[pre] or next((n for n in sorted(known) if host and n.split("@", 1)[-1] == host),
+                                  f"{pre}@{host}" if host else pre)
+        getters[name] = _capture_getter(last, pre)
+    views, metrics = _node_facts(getters, 0.0, lambda _s: None)
+    if len(caps) > 1:
+        prefix_of = dict(zip(getters, last.prefixes))
+        for who, m in metrics.items():
+            if "samples" not in m:
+                continue
+            try:
+                before = parse_metrics(_capture_getter(first, prefix_of[who])("/metrics"))
+            except HttpFailure as exc:
+                metrics[who] = {"error": f"{first.name}: {exc.reason}"}
+                continue
+            metrics[who] = {"samples": [before, m["samples"][-1]], "interval": _seconds_between(first, last)}
+    else:
+        for m in metrics.values():
+            if "samples" in m:
+                m["samples"] = m["samples"][-1:]
+    na = NotApplicable("a replay of captured answers has no Kubernetes objects")
+    return Facts({
+        "preflight_views": views,
+        "preflight_expected": {"count": None, "names": None, "source": "replay"},
+        "preflight_metrics": metrics,
+        "preflight_pods": na, "preflight_workload": na, "preflight_pdbs": na,
+        "preflight_versions": _versions(views, {}, target_version),
+    })

@@ -171,8 +171,11 @@ class Clients(ReportCommand):
             missing = [d for d in args.replay if not os.path.isdir(d)]
             if missing:
                 raise InputError("--replay", f"{missing[0]} is not a directory.", "pass captured phase directories.")
-            return collect.load_replay(args.replay), {"source": "replay", "samples": len(args.replay),
-                                                      "replay": list(args.replay)}
+            try:
+                facts = collect.load_replay(args.replay)
+            except ValueError as exc:
+                raise InputError("--replay", f"{exc}.", "pass the directories that hold nodeN_status.json etc.") from None
+            return facts, {"source": "replay", "samples": len(args.replay), "replay": list(args.replay)}
 
         spec, clients, meta, service, node_entries_ok = self._source(args)
         if args.canary:

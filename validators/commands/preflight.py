@@ -2,11 +2,13 @@
 
     vmq-validate preflight --context C --namespace NS --release R --target-version 2.1.2
     vmq-validate preflight --targets lab.yaml --target-version 2.1.2 --interval 5
+    vmq-validate preflight --replay before/ after/            # captured answers (views: the last directory)
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from typing import Any
 
@@ -29,6 +31,9 @@ class Preflight(ReportCommand):
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         src = parser.add_argument_group("source (one of)")
         src.add_argument("--targets", metavar="FILE", help="a targets file (VMs, the lab): nodes reached over HTTP")
+        src.add_argument("--replay", nargs="+", metavar="DIR",
+                         help="captured answers (nodeN_status.json, nodeN_metrics.prom): the views from the last "
+                              "directory, /metrics from the first and the last")
         add_kube_source_arguments(src)
         parser.add_argument("--target-version", metavar="V", help="the version the upgrade goes to (e.g. 2.1.2)")
         parser.add_argument("--interval", type=float, default=10.0, metavar="SECONDS",
@@ -38,6 +43,18 @@ class Preflight(ReportCommand):
     def collect(self, args: argparse.Namespace) -> tuple[Facts, dict[str, Any]]:
         if args.interval < 0:
             raise InputError("--interval", f"{args.interval:g} is negative.", "use 0 or more seconds.")
+        if args.replay:
+            if args.targets or args.context:
+                raise InputError("--replay", "cannot be combined with --targets or --context.", "pick one source.")
+            missing = [d for d in args.replay if not os.path.isdir(d)]
+            if missing:
+                raise InputError("--replay", f"{missing[0]} is not a directory.", "pass captured phase directories.")
+            try:
+                facts = collect.collect_replay(args.replay, args.target_version)
+            except ValueError as exc:
+                raise InputError("--replay", f"{exc}.", "pass the directories that hold nodeN_status.json etc.") \
+                    from None
+            return facts, {"source": "replay", "replay": list(args.replay), "target_version": args.target_version}
         if args.targets:
             if args.context:
                 raise InputError("--targets", "cannot be combined with --context.", "pick one source.")

@@ -136,16 +136,19 @@ class _Reader:
             return obj
 
 
-def reconcile_stream(chunks: Iterable[bytes], limit: int | None = None) -> SessionSummary:
+def reconcile_stream(chunks: Iterable[bytes], limit: int | None = None,
+                     online_at: dict[str, str] | None = None) -> SessionSummary:
     """Stream a session/show answer (an iterable of byte chunks) into a :class:`SessionSummary`.
 
+    ``online_at`` (client id -> node it is online on) may be shared between the answers of the two sides of
+    a netsplit, so that a client id online on both sides is found (see :func:`merge_side`).
     Raises ParseError naming the row and field for malformed input.
     """
     r = _Reader(chunks)
     decode = json.JSONDecoder().raw_decode
     summary = SessionSummary(limit=limit)
     by_node = summary.by_node
-    online_at: dict[str, str] = {}
+    online_at = {} if online_at is None else online_at
     dups = summary.duplicates
     saw_table = False
     doc_type = None
@@ -263,6 +266,21 @@ def _tally(by_node: dict, online_at: dict, dups: dict, cid: str, node: Any, onli
         counts.offline += 1
         if om:
             counts.offline_messages += om
+
+
+def merge_side(summary: SessionSummary, other: SessionSummary, nodes: Iterable[str]) -> list[str]:
+    """Add to ``summary`` the counts of ``nodes`` from ``other`` (another side of a netsplit, reconciled with the
+    same ``online_at``), and ``other``'s duplicates. Returns the nodes added."""
+    added = []
+    for n in nodes:
+        if n not in summary.by_node and n in other.by_node:
+            summary.by_node[n] = other.by_node[n]
+            added.append(n)
+    for cid, where in other.duplicates.items():
+        mine = summary.duplicates.setdefault(cid, [])
+        mine.extend(n for n in where if n not in mine)
+    summary.rows += sum(other.by_node[n].total for n in added)
+    return added
 
 
 def reconcile_bytes(data: bytes, limit: int | None = None, chunk: int = 1 << 20) -> SessionSummary:
