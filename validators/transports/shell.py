@@ -7,7 +7,10 @@ busybox. Neither has Python or nc for sure. So the script needs only:
 (coreutils on Debian, busybox on Alpine). No curl: the HTTP request is written to ``/dev/tcp`` too.
 
 The script is sent on the exec's **stdin** (``bash -s``), never as an argument, because it carries the
-cookie and the API key; inside it they reach child processes only through the environment. When the
+cookie and the API key; inside it they reach child processes only through the environment (``COOKIE``,
+``APIKEY`` and ``APIBASIC``, the base64 of ``KEY:``) and are written by the ``printf`` builtin, so no
+process's argument list ever holds them. The placeholders of the template are filled in one pass, each
+value shell-quoted. When the
 job carries no cookie the script uses the pod's own ``DOCKER_VERNEMQ_DISTRIBUTED_COOKIE`` (then the
 challenge_ack cannot be verified by the validator and the evidence says so).
 The whole script is one function body, so bash has read all of it before anything runs.
@@ -24,7 +27,9 @@ Output: one line per step, ``TAG IDX FIELDS...`` with every byte string as lower
 
 from __future__ import annotations
 
+import base64
 import math
+import re
 import secrets
 import shlex
 from typing import Any
@@ -35,7 +40,7 @@ from ..erldist.handshake import HandshakeResult
 SHELL_ARGV = ["bash", "-s"]
 
 _TEMPLATE = r"""main() {
-export LC_ALL=C T=@T@ EP=@EP@ CP=@CP@ COOKIE=@COOKIE@ APIKEY=@APIKEY@
+export LC_ALL=C T=@T@ EP=@EP@ CP=@CP@ COOKIE=@COOKIE@ APIKEY=@APIKEY@ APIBASIC=@APIBASIC@
 C=@C@
 emit() { printf '%s\n' "$*"; }
 hexof() { od -An -v -tx1 | tr -d ' \n'; }
@@ -77,7 +82,7 @@ probe() {
 }
 view() {
   local out rc
-  out=$(timeout "$T" bash -c '{ exec 3<>"/dev/tcp/$0/$1"; } 2>&1 || exit 7; printf "GET /api/v1/cluster/show HTTP/1.0\r\nHost: %s\r\nx-api-key: %s\r\nAuthorization: Basic %s\r\n\r\n" "$0" "$APIKEY" "$2" >&3; od -An -v -tx1 <&3 | tr -d " \n"' "$1" "$2" "$3"); rc=$?
+  out=$(timeout "$T" bash -c '{ exec 3<>"/dev/tcp/$0/$1"; } 2>&1 || exit 7; printf "GET /api/v1/cluster/show HTTP/1.0\r\nHost: %s\r\nx-api-key: %s\r\nAuthorization: Basic %s\r\n\r\n" "$0" "$APIKEY" "$APIBASIC" >&3; od -An -v -tx1 <&3 | tr -d " \n"' "$1" "$2"); rc=$?
   [ $rc -eq 0 ] && emit "V 0 $out" || emit "V $rc $(printf '%s' "$out" | hexof)"
 }
 export -f emit hexof rd conn ask hs probe
@@ -89,6 +94,9 @@ emit "Z done"
 main
 exit 0
 """
+
+
+_PLACEHOLDER = re.compile(r"@(T|EP|CP|C|COOKIE|APIKEY|APIBASIC|TARGETS|VIEW)@")
 
 
 def _esc(data: bytes) -> str:
@@ -116,17 +124,23 @@ def build_script(job: dict) -> str:
     view = ""
     if job.get("view"):
         host, port = _host_port(job["view"]["url"])
-        import base64
-        basic = base64.b64encode(f"{job['view'].get('api_key') or ''}:".encode()).decode()
-        view = f"view {_sq(host)} {port} {_sq(basic)} &"
-    subs = {"@T@": str(timeout), "@EP@": str(int(job.get("epmd_port", 4369))),
-            "@CP@": str(int(job.get("cluster_port", 44053))), "@C@": str(max(1, int(job.get("concurrency", 16)))),
-            "@COOKIE@": _sq(job.get("cookie") or ""), "@APIKEY@": _sq((job.get("view") or {}).get("api_key") or ""),
-            "@TARGETS@": "\n".join(lines), "@VIEW@": view}
-    script = _TEMPLATE
-    for k, v in subs.items():
-        script = script.replace(k, v)
-    return script
+        view = f"view {_sq(host)} {port} &"
+    api_key = _plain((job.get("view") or {}).get("api_key"))
+    basic = base64.b64encode(f"{api_key}:".encode()).decode() if job.get("view") else ""
+    subs = {"T": str(timeout), "EP": str(int(job.get("epmd_port", 4369))),
+            "CP": str(int(job.get("cluster_port", 44053))), "C": str(max(1, int(job.get("concurrency", 16)))),
+            "COOKIE": _sq(_plain(job.get("cookie"))), "APIKEY": _sq(api_key), "APIBASIC": _sq(basic),
+            "TARGETS": "\n".join(lines), "VIEW": view}
+    # one pass: a value that contains a placeholder (a secret with "@APIKEY@") is never substituted again
+    return _PLACEHOLDER.sub(lambda m: subs[m.group(1)], _TEMPLATE)
+
+
+def _plain(value: Any) -> str:
+    """A secret's text for the script (a Secret object or a plain string; None -> "")."""
+    if value is None:
+        return ""
+    reveal = getattr(value, "reveal", None)
+    return reveal() if callable(reveal) else str(value)
 
 
 def _host_port(url: str) -> tuple[str, int]:
