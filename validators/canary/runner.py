@@ -28,9 +28,9 @@ from urllib.parse import urlparse
 
 import paho.mqtt.client as mqtt
 
-from ..core import redact
 from ..core.errors import InputError
 from ..core.model import Unavailable
+from ..core.secret import PASSWORD, Secret, reveal
 from .model import CanaryResult, SessionView
 
 _SCHEMES = {"tcp": ("tcp", False), "mqtt": ("tcp", False), "ssl": ("tcp", True), "mqtts": ("tcp", True),
@@ -78,7 +78,7 @@ class CanaryOptions:
     timeout: float = 5.0
     keepalive: int = 30
     username: str | None = None
-    password: str | None = field(default=None, repr=False)
+    password: Secret | None = field(default=None, repr=False)
     ca_file: str | None = None
     insecure: bool = False
     topic_prefix: str = "vmq-canary"
@@ -86,7 +86,7 @@ class CanaryOptions:
     cleanup: bool = True
 
     def __post_init__(self):
-        redact.register(self.password)
+        self.password = Secret.coerce(self.password, "the canary's MQTT password", PASSWORD)
 
 
 def new_client_id(prefix: str = "vmq-canary") -> str:
@@ -129,7 +129,7 @@ class _Canary:
                 ctx.verify_mode = ssl.CERT_NONE
             c.tls_set_context(ctx)
         if o.username:
-            c.username_pw_set(o.username, o.password)
+            c.username_pw_set(o.username, reveal(o.password))
         c.on_connect = self._on_connect
         c.on_subscribe = self._on_subscribe
         c.on_publish = self._on_publish

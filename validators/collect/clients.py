@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
 from ..core.model import Facts, NotApplicable, Unavailable
+from ..core.secret import API_KEY, Secret
 from ..vernemq.http import HttpFailure, NodeHttp, session_show_path
 from ..vernemq.parse import (Health, ListenerConns, Member, Metrics, NodeStatus, ParseError, SESSION_COLUMNS,
                              parse_cluster_show, parse_health, parse_listener_show, parse_metrics,
@@ -318,21 +319,18 @@ class PodProxyHttp:
     (the Authorization header belongs to the API server), which VerneMQ 2.1 accepts as well.
     """
 
-    def __init__(self, kube: Any, namespace: str, pod: str, port: int, api_key: str | None = None):
-        from ..core import redact
-
+    def __init__(self, kube: Any, namespace: str, pod: str, port: int, api_key: "Secret | str | None" = None):
         self.kube, self.namespace, self.pod, self.port = kube, namespace, pod, port
-        self.api_key = api_key
+        self.api_key = Secret.coerce(api_key, "the API key", API_KEY)
         self.key_header = True
         self.base_url = f"pod {namespace}/{pod}:{port} (API server proxy)"
-        redact.register(api_key)
 
     def _call(self, path: str, auth: bool):
         """The RESTResponse (body not read yet) of GET ``path`` on the pod, through the API server."""
         ac = self.kube.api_client
         url = f"/api/v1/namespaces/{self.namespace}/pods/{self.pod}:{self.port}/proxy{path}"
         # VerneMQ's flags ("--node", "--limit=5") stay verbatim in the path: query_params would add "="
-        headers = {"x-api-key": self.api_key} if auth and self.api_key else {}
+        headers = {"x-api-key": self.api_key.reveal()} if auth and self.api_key else {}
         method, full, hdrs, body, post = ac.param_serialize("GET", url, header_params=headers,
                                                             auth_settings=["BearerToken"])
         return ac.call_api(method, full, header_params=hdrs, body=body, post_params=post,

@@ -16,6 +16,7 @@ import json
 from typing import Any
 
 from ..core.model import Facts, NotApplicable
+from ..core.secret import reveal
 from ..transports import Transport
 from ..vernemq.parse import ParseError, parse_cluster_show
 from .targets import ClusterSpec, Node
@@ -40,9 +41,11 @@ def plan(spec: ClusterSpec) -> tuple[list[str], list[tuple[str, str]]]:
 
 def build_jobs(spec: ClusterSpec, timeout: float = 3.0, concurrency: int = 16,
                views: bool = True) -> list[dict[str, Any]]:
-    """One probe job per source (secrets included: jobs go only to the transport, never to output)."""
+    """One probe job per source. A job is what goes on the wire to the probe (its stdin), so the secrets are
+    revealed here, and only here; jobs never reach output."""
     sources, pairs = plan(spec)
-    common = {"epmd_port": spec.epmd_port, "cluster_port": spec.cluster_port, "cookie": spec.cookie,
+    api_key = reveal(spec.api_key)
+    common = {"epmd_port": spec.epmd_port, "cluster_port": spec.cluster_port, "cookie": reveal(spec.cookie),
               "timeout": timeout, "concurrency": concurrency}
     by_name = {n.name: n for n in spec.nodes}
     jobs = []
@@ -54,12 +57,12 @@ def build_jobs(spec: ClusterSpec, timeout: float = 3.0, concurrency: int = 16,
             job.update(source_host=node.host, netns=node.netns, pod=node.pod, namespace=node.namespace,
                        container=node.container)
             if views:
-                job["view"] = {"url": http_url(node), "api_key": spec.api_key}
+                job["view"] = {"url": http_url(node), "api_key": api_key}
         jobs.append(job)
     if spec.transport == "direct" and views:  #: the validator reads every node's view itself
         for node in spec.nodes:
             jobs.append({**common, "source": node.name, "targets": [],
-                         "view": {"url": http_url(node), "api_key": spec.api_key}})
+                         "view": {"url": http_url(node), "api_key": api_key}})
     return jobs
 
 

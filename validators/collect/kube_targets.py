@@ -18,8 +18,9 @@ Shared by `vmq-validate distribution` and `vmq-validate clients`. Follows docs/c
 * cookie: the container env ``DOCKER_VERNEMQ_DISTRIBUTED_COOKIE`` (its ``secretKeyRef`` is followed),
   else the Secret labelled ``vernemq-toolkit/secret=erlang-cookie`` (+ instance), key ``cookie``.
   API key: the Secret labelled ``vernemq-toolkit/secret=api-key`` (+ instance), key ``api-key``.
-  Both are registered with the redactor the moment they are read; a Secret that cannot be read is
-  not fatal (``meta`` says why; kube-exec then uses each pod's own cookie).
+  Both become :class:`~validators.core.secret.Secret` objects the moment they are read (registered with
+  the redactor); a Secret that cannot be read is not fatal (``meta`` says why; kube-exec then uses each
+  pod's own cookie), but a value with a control character inside is an input error naming the Secret.
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from ..core import redact
 from ..core.errors import CollectionError, InputError
+from ..core.secret import API_KEY, COOKIE, Secret
 from .kubeclient import explain_error
 from .targets import ClusterSpec, Node
 
@@ -118,25 +119,24 @@ def node_name(pod: Any, env: dict[str, Any], namespace: str) -> str:
     return f"VerneMQ@{_get(pod, 'status', 'pod_ip') or _get(pod, 'status', 'podIP')}"
 
 
-def _secret_value(kube: Any, namespace: str, secret: Any, key: str) -> str | None:
+def _secret_value(kube: Any, namespace: str, secret: Any, key: str) -> Secret | None:
     data = _get(secret, "data") or {}
     raw = data.get(key)
     if raw is None:
         return None
     try:
-        value = base64.b64decode(raw).decode("utf-8").strip()
-    except (ValueError, UnicodeDecodeError):
+        value = base64.b64decode(raw)
+    except ValueError:
         return None
-    redact.register(value)
-    return value or None
+    name = _get(secret, "metadata", "name")
+    return Secret.coerce(value, f"Secret {namespace}/{name} key {key}", API_KEY if key == "api-key" else COOKIE)
 
 
-def read_cookie(kube: Any, namespace: str, env: dict[str, Any], instance: str | None) -> tuple[str | None, str]:
+def read_cookie(kube: Any, namespace: str, env: dict[str, Any], instance: str | None) -> tuple[Secret | None, str]:
     """(cookie or None, where it came from or why it is missing)."""
     ref = env.get(COOKIE_ENV)
     if isinstance(ref, str):
-        redact.register(ref)
-        return ref or None, f"env {COOKIE_ENV} (literal)"
+        return Secret.coerce(ref, f"env {COOKIE_ENV} (literal) of the pod"), f"env {COOKIE_ENV} (literal)"
     if ref is not None:
         sk = _get(ref, "value_from", "secret_key_ref") or _get(ref, "valueFrom", "secretKeyRef")
         if sk is not None:
@@ -150,7 +150,8 @@ def read_cookie(kube: Any, namespace: str, env: dict[str, Any], instance: str | 
     return _labelled_secret(kube, namespace, "erlang-cookie", "cookie", instance)
 
 
-def _labelled_secret(kube: Any, namespace: str, kind: str, key: str, instance: str | None) -> tuple[str | None, str]:
+def _labelled_secret(kube: Any, namespace: str, kind: str, key: str, instance: str | None
+                     ) -> tuple[Secret | None, str]:
     selector = f"vernemq-toolkit/secret={kind}" + (f",{INSTANCE}={instance}" if instance else "")
     try:
         secrets = kube.core().list_namespaced_secret(namespace, label_selector=selector,

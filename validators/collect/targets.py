@@ -38,8 +38,9 @@ from urllib.parse import urlparse
 
 import yaml
 
-from ..core import redact
+from ..core import secret
 from ..core.errors import InputError
+from ..core.secret import Secret
 
 TRANSPORTS = ("direct", "netns", "netns-shell", "kube-exec")
 _NODE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*@[A-Za-z0-9_.:-]+$")
@@ -75,8 +76,8 @@ class ClusterSpec:
     dist_port_range: tuple[int, int] = (9100, 9109)
     cluster_port: int = 44053
     transport: str = "direct"
-    cookie: str | None = field(default=None, repr=False)
-    api_key: str | None = field(default=None, repr=False)
+    cookie: Secret | None = field(default=None, repr=False)
+    api_key: Secret | None = field(default=None, repr=False)
     source: str = ""
 
     def node(self, name: str) -> Node:
@@ -93,31 +94,17 @@ def _port(where: str, value: Any) -> int:
 
 
 def _secret(where: str, env_key: str | None, file_key: str | None, env: Mapping[str, str],
-            base: Path, required: bool) -> str | None:
+            base: Path, required: bool, kind: str = secret.COOKIE) -> Secret | None:
+    """The Secret named by ``*_env`` or ``*_file`` (read, stripped, validated and registered once)."""
     if env_key and file_key:
         raise InputError(where, "both an environment variable and a file are given.", "keep one of them.")
-    value = None
-    if env_key:
-        if not isinstance(env_key, str) or not env_key:
-            raise InputError(where, "must name an environment variable.", "e.g. VMQ_COOKIE.")
-        value = env.get(env_key)
-        if not value:
-            raise InputError(where, f"environment variable {env_key} is not set or empty.",
-                             f"export {env_key}=... before running (the value is never printed).")
-    elif file_key:
-        path = Path(file_key)
-        if not path.is_absolute():
-            path = base / path
-        try:
-            value = path.read_text().strip()
-        except OSError as exc:
-            raise InputError(where, f"cannot read {path}: {exc.strerror}.", "point it at a readable file.") from None
-        if not value:
-            raise InputError(where, f"{path} is empty.", "write the secret into the file.")
-    elif required:
+    if env_key is not None:
+        return Secret.from_env(env_key, where, env, kind)
+    if file_key is not None:
+        return Secret.from_file(file_key, where, base, kind)
+    if required:
         raise InputError(where, "no secret source given.", "set cookie_env (or cookie_file) under cluster:.")
-    redact.register(value)
-    return value
+    return None
 
 
 def _url(where: str, value: Any, schemes: tuple[str, ...]) -> str:
@@ -168,7 +155,7 @@ def parse_targets(raw: Any, source: str = "<targets>", env: Mapping[str, str] | 
     cookie = _secret(f"{source}: cluster.cookie_env/cookie_file", cl.get("cookie_env"), cl.get("cookie_file"),
                      env, base, need_cookie)
     api_key = _secret(f"{source}: cluster.api_key_env/api_key_file", cl.get("api_key_env"), cl.get("api_key_file"),
-                      env, base, False)
+                      env, base, False, secret.API_KEY)
 
     nodes_raw = raw.get("nodes")
     if not isinstance(nodes_raw, list) or not nodes_raw:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator
 from urllib.parse import quote
 
-from ..core import redact
+from ..core.secret import API_KEY, Secret
 
 
 class HttpFailure(Exception):
@@ -30,21 +30,21 @@ class HttpFailure(Exception):
 @dataclass
 class NodeHttp:
     base_url: str
-    api_key: str | None = field(default=None, repr=False)
+    api_key: Secret | str | None = field(default=None, repr=False)
     timeout: float = 5.0
     #: send the key as ``x-api-key: KEY`` instead of basic-auth user
     key_header: bool = False
 
     def __post_init__(self):
         self.base_url = self.base_url.rstrip("/")
-        redact.register(self.api_key)
+        self.api_key = Secret.coerce(self.api_key, "the API key", API_KEY)
 
     def _request(self, path: str, auth: bool) -> urllib.request.Request:
         req = urllib.request.Request(self.base_url + path, method="GET")
         if auth and self.api_key and self.key_header:
-            req.add_header("x-api-key", self.api_key)
+            req.add_header("x-api-key", self.api_key.reveal())
         elif auth and self.api_key:
-            token = base64.b64encode(f"{self.api_key}:".encode()).decode()
+            token = base64.b64encode(f"{self.api_key.reveal()}:".encode()).decode()
             req.add_header("Authorization", f"Basic {token}")
         return req
 
