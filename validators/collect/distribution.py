@@ -12,12 +12,12 @@ Facts:
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from ..core.model import Facts, NotApplicable
 from ..core.secret import reveal
 from ..transports import Transport
+from ..vernemq.http import loads
 from ..vernemq.parse import ParseError, parse_cluster_show
 from .targets import ClusterSpec, Node
 
@@ -80,9 +80,9 @@ def parse_views(observations: list[dict], nodes: list[str]) -> dict[str, dict[st
             views[src] = {"ok": False, "reason": f"GET {o.get('url')}: {reason}"}
             continue
         try:
-            members = parse_cluster_show(json.loads(o.get("body", "")))
-        except ValueError as exc:  # JSONDecodeError and ParseError
-            why = str(exc) if isinstance(exc, ParseError) else "the answer is not JSON"
+            members = parse_cluster_show(loads(o.get("body", "")))
+        except ValueError as exc:  # JsonError (not JSON, nested too deeply) and ParseError
+            why = str(exc) if isinstance(exc, ParseError) else f"the answer {exc}"
             views[src] = {"ok": False, "reason": f"GET {o.get('url')}: {why}"}
             continue
         views[src] = {"ok": True, "members": [[m.node, m.running] for m in members]}

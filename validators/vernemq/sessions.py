@@ -139,8 +139,16 @@ class _Reader:
 def reconcile_stream(chunks: Iterable[bytes], limit: int | None = None) -> SessionSummary:
     """Stream a session/show answer (an iterable of byte chunks) into a :class:`SessionSummary`.
 
-    Raises ParseError naming the row and field for malformed input.
+    Raises ParseError naming the row and field for malformed input (also for JSON nested too deeply
+    for the decoder: a hostile answer must not end the run with a RecursionError).
     """
+    try:
+        return _reconcile(chunks, limit)
+    except RecursionError:
+        raise ParseError(WHAT, "table", "the JSON is nested too deeply to be read") from None
+
+
+def _reconcile(chunks: Iterable[bytes], limit: int | None) -> SessionSummary:
     r = _Reader(chunks)
     decode = json.JSONDecoder().raw_decode
     summary = SessionSummary(limit=limit)
