@@ -29,6 +29,7 @@ from urllib.parse import urlparse
 import paho.mqtt.client as mqtt
 
 from ..core.errors import InputError
+from ..core.inputs import url_port
 from ..core.model import Unavailable
 from ..core.secret import PASSWORD, Secret, reveal
 from .model import CanaryResult, SessionView
@@ -65,10 +66,7 @@ def parse_entry(spec: str, where: str = "--entry") -> Entry:
         raise InputError(where, "credentials may not be written into an entry URL.",
                          "use --canary-user and --canary-password-env.")
     transport, tls = _SCHEMES[u.scheme]
-    try:
-        port = u.port or _DEFAULT_PORTS[(transport, tls)]
-    except ValueError:
-        raise InputError(where, f"{spec!r} has an invalid port.", "use a port from 1 to 65535.") from None
+    port = url_port(u, where, spec) or _DEFAULT_PORTS[(transport, tls)]  # ":0" is refused, not the default
     path = u.path or "/mqtt"
     return Entry(name=name or url, url=url, host=u.hostname, port=port, transport=transport, tls=tls, path=path)
 

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
+from ..core.inputs import read_text
 from ..core.model import Facts, NotApplicable, Unavailable
 from ..core.secret import API_KEY, Secret
 from ..vernemq.http import (DEFAULT_MAX_BYTES, DEFAULT_STREAM_TIMEOUT, HttpBadBody, HttpBadStatus, HttpFailure,
@@ -208,7 +209,8 @@ def _read_log(phase: Path) -> dict[str, tuple[str, int]]:
     log = phase / "_capture_log.txt"
     out: dict[str, tuple[str, int]] = {}
     if log.is_file():
-        for line in log.read_text().splitlines():
+        text = read_text(log, "--replay", "the capture log must be the text file the capture script wrote.")
+        for line in text.splitlines():
             m = _LOG_LINE.match(line.strip())
             if m:
                 out[m.group("file")] = (m.group("url"), int(m.group("code")))
