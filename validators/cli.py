@@ -19,6 +19,7 @@ from .core import inputs, redact
 from .core.errors import InputError, VmqError
 from .core.model import Report
 from .report import render
+from .report.writer import check_target, write_report
 
 
 def _add_report_options(p: argparse.ArgumentParser) -> None:
@@ -86,6 +87,7 @@ def _check_report_paths(args: argparse.Namespace) -> None:
         field = "--" + opt.replace("_", "-")
         if not path.strip():
             raise InputError(field, "is empty.", "name a file, e.g. artifacts/report.json.")
+        check_target(path, field)  # symlinks, devices other than char/FIFO, sockets: the writer's refusals
         p = Path(path)
         if p.is_dir():
             raise InputError(field, f"{path} is a directory.", f"name a file in it, e.g. {p / 'report'}.")
@@ -140,14 +142,6 @@ def execute(argv: Sequence[str]) -> Report:
     return cmd.report(args)
 
 
-def _write(path: str, text: str) -> None:
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(target.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, target)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Exit 0 clean, 1 findings at or above --fail-on, 2 usage/input/collection error (one line on
     stderr, never a traceback: this is the one place where errors become exit codes)."""
@@ -172,17 +166,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         color = (args.format == "text" and not args.no_color and sys.stdout is not None and sys.stdout.isatty()
                  and "NO_COLOR" not in os.environ)
         text = render(report, args.format, fail_on=args.fail_on, color=color)
+        # report files first: a write error (ENOSPC, EACCES) is exit 2 before any result is printed
+        for path, fmt, field in ((args.report_json, "json", "--report-json"),
+                                 (args.report_junit, "junit", "--report-junit")):
+            if path:
+                write_report(path, render(report, fmt, fail_on=args.fail_on), field)
         try:
             sys.stdout.write(text)
             sys.stdout.flush()
         except BrokenPipeError:
-            _stdout_closed()  # the report files are still written, the exit code still says the result
+            _stdout_closed()  # the report files are written, the exit code still says the result
         except (AttributeError, ValueError):  # no stdout at all
             pass
-        if args.report_json:
-            _write(args.report_json, render(report, "json", fail_on=args.fail_on))
-        if args.report_junit:
-            _write(args.report_junit, render(report, "junit", fail_on=args.fail_on))
         return report.exit_code(args.fail_on)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
