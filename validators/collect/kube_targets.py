@@ -7,8 +7,8 @@ Shared by `vmq-validate distribution` and `vmq-validate clients`. Follows docs/c
 * container: the one with a port named ``epmd`` (else one named ``vernemq``, else the first).
 * ports by container-port name (``epmd``, ``cluster``, ``http``, ``mqtt``, ``mqtts``, ``ws``, ``wss``),
   falling back to 4369, 44053, 8888, 1883, 8883, 8080, 8443.
-* distribution range: pod annotation ``vernemq-toolkit/dist-port-range`` ("9100-9109"), else the env
-  ``DOCKER_VERNEMQ_ERLANG__DISTRIBUTION__PORT_RANGE__MINIMUM/MAXIMUM``, else 9100-9109.
+* distribution range: the env ``DOCKER_VERNEMQ_ERLANG__DISTRIBUTION__PORT_RANGE__MINIMUM/MAXIMUM`` (the
+  last definition wins), else the pod annotation ``vernemq-toolkit/dist-port-range`` ("9100-9109"), else 9100-9109.
 * node name, as the official image derives it (docker-vernemq ``vernemq.sh``): with env
   ``DOCKER_VERNEMQ_DISCOVERY_KUBERNETES`` set, ``VerneMQ@<pod>.<subdomain>.<ns>.svc.<cluster>``
   (subdomain = env ``DOCKER_VERNEMQ_KUBERNETES_SUBDOMAIN`` or ``spec.subdomain``; cluster = env
@@ -94,13 +94,14 @@ def parse_range(text: str, where: str) -> tuple[int, int]:
 
 
 def dist_range(pod: Any, env: dict[str, Any]) -> tuple[tuple[int, int], str]:
+    """The effective env (last definition wins: what the Erlang VM uses), else the annotation, else 9100-9109."""
     ann = (_get(pod, "metadata", "annotations") or {}).get(RANGE_ANNOTATION)
     pod_name = _get(pod, "metadata", "name")
-    if ann:
-        return parse_range(ann, f"pod {pod_name}: annotation {RANGE_ANNOTATION}"), "annotation"
     lo, hi = env.get(RANGE_ENV[0]), env.get(RANGE_ENV[1])
     if isinstance(lo, str) and isinstance(hi, str):
         return parse_range(f"{lo}-{hi}", f"pod {pod_name}: env {RANGE_ENV[0]}/MAXIMUM"), "env"
+    if ann:
+        return parse_range(ann, f"pod {pod_name}: annotation {RANGE_ANNOTATION}"), "annotation"
     return (9100, 9109), "default"
 
 
