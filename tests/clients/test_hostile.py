@@ -88,3 +88,22 @@ def test_canary_against_an_endless_stream_and_a_silent_ws_port(tmp_path, capsys)
     assert code in (1, 2) and took < 40
     text = json.dumps(doc)
     assert "accepted the TCP connection" in text and "no WebSocket/MQTT answer" in text
+
+
+def test_replay_with_deeply_nested_answers_keeps_going(tmp_path, capsys, vmq_fixtures):
+    """--replay: 100k nested `[` in one node's captured answers makes that node's facts unknown, not a crash."""
+    import shutil
+
+    from tests.hostile import NESTED
+
+    phase = tmp_path / "02_steady_clients"
+    shutil.copytree(vmq_fixtures / "02_steady_clients", phase)
+    for name in ("node1_status.json", "node1_api_v1_cluster_show.json"):
+        (phase / name).write_bytes(NESTED)
+    for name in ("node1_api_v1_session_show_fields.json", "node1_api_v1_session_show.json"):
+        (phase / name).write_bytes(b'{"type": "table", "table": [' + NESTED)  # recursion inside a row
+    (tmp_path / "r.json").touch()
+    code, doc, _took = _run(["clients", "--replay", str(phase)], capsys, tmp_path)
+    assert code in (0, 1)
+    text = json.dumps(doc)
+    assert "nested too deeply" in text and doc["results"]
