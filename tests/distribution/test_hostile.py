@@ -42,7 +42,8 @@ def servers():
 def test_distribution_views_from_hostile_nodes(tmp_path, capsys, monkeypatch, servers):
     monkeypatch.setenv("VMQ_HOSTILE_KEY", KEY)
     closed = _closed_port()
-    nodes = [{"name": f"VerneMQ{i}@127.0.0.1", "host": "127.0.0.1", "http": s.url} for i, s in enumerate(servers.values())]
+    nodes = [{"name": f"VerneMQ{i}@127.0.0.1", "host": "127.0.0.1", "http": s.url}
+             for i, s in enumerate(servers.values())]
     t = tmp_path / "targets.yaml"
     t.write_text(yaml.safe_dump({"cluster": {"api_key_env": "VMQ_HOSTILE_KEY", "epmd_port": closed,
                                              "cluster_port": closed, "transport": "direct"}, "nodes": nodes}))

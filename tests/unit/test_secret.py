@@ -91,7 +91,8 @@ def test_env_and_file_sources(tmp_path):
 
 
 def test_targets_file_gives_secrets(tmp_path):
-    raw = {"cluster": {"cookie_env": "C", "api_key_env": "A"}, "nodes": [{"name": "VerneMQ@10.0.0.1", "host": "10.0.0.1"}]}
+    raw = {"cluster": {"cookie_env": "C", "api_key_env": "A"},
+           "nodes": [{"name": "VerneMQ@10.0.0.1", "host": "10.0.0.1"}]}
     spec = parse_targets(raw, env={"C": "cookie-value\n", "A": VALUE + "\r"})
     assert isinstance(spec.cookie, Secret) and spec.cookie.reveal() == "cookie-value"
     assert spec.api_key.reveal() == VALUE and VALUE not in repr(spec)

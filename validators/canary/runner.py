@@ -28,11 +28,11 @@ from urllib.parse import urlparse
 
 import paho.mqtt.client as mqtt
 
+from ..core.addr import host_port
 from ..core.errors import InputError
 from ..core.inputs import url_port
 from ..core.model import Unavailable
 from ..core.secret import PASSWORD, Secret, reveal
-from ..vernemq.http import host_port
 from .model import CanaryResult, SessionView
 
 _SCHEMES = {"tcp": ("tcp", False), "mqtt": ("tcp", False), "ssl": ("tcp", True), "mqtts": ("tcp", True),
@@ -148,8 +148,10 @@ class _Client(mqtt.Client):
             if self._transport != "websockets":
                 return sock
             guard = _HandshakeGuard(sock, self.vmq_deadline, host_port(self._host, self._port), self.vmq_timeout)
-            ws = mqtt._WebsocketWrapper(socket=guard, host=self._host, port=self._port, is_ssl=self._ssl,
-                                        path=self._websocket_path, extra_headers=self._websocket_extra_headers)
+            # host only feeds the Host/Origin headers: an IPv6 literal needs its brackets there
+            ws = mqtt._WebsocketWrapper(socket=guard, host=host_port(self._host), port=self._port,
+                                        is_ssl=self._ssl, path=self._websocket_path,
+                                        extra_headers=self._websocket_extra_headers)
         except BaseException:
             sock.close()  # paho never saw this socket: close it here
             raise

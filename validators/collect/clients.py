@@ -29,7 +29,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
+from urllib.parse import urlparse
 
+from ..core.addr import url as node_url
 from ..core.inputs import read_text
 from ..core.model import Facts, NotApplicable, Unavailable
 from ..core.secret import API_KEY, Secret
@@ -193,8 +195,7 @@ def sample_cluster(clients: Mapping[str, NodeHttp], label: str, with_api: bool,
 def node_clients(spec: ClusterSpec, timeout: float = 5.0) -> dict[str, NodeHttp]:
     out = {}
     for n in spec.nodes:
-        url = n.http or f"http://{n.host}:8888"
-        out[n.name] = NodeHttp(url, api_key=spec.api_key, timeout=timeout)
+        out[n.name] = NodeHttp(n.http or node_url("http", n.host, 8888), api_key=spec.api_key, timeout=timeout)
     return out
 
 
@@ -253,7 +254,7 @@ def load_phase(phase: Path) -> Sample:
     hosts: dict[str, str | None] = {}
     for pre in prefixes:
         url = log.get(f"{pre}_status.json", (None, 0))[0]
-        hosts[pre] = re.sub(r"^\w+://([^/:]+).*$", r"\1", url) if url else None
+        hosts[pre] = urlparse(url).hostname if url else None
         obs = NodeObservation(name=pre, url=url.rsplit("/", 1)[0] if url else None)
         obs.status = _load(phase, f"{pre}_status.json", log, lambda b, c: parse_status_json(_json(b)), "/status.json")
         obs.counters = _load(phase, f"{pre}_metrics.prom", log,
@@ -477,7 +478,8 @@ def kube_sources(kube: Any, namespace: str, selector: str, in_cluster: bool, tim
     else:
         clients = {}
         for n in spec.nodes:
-            port = int((n.http or "http://x:8888").rsplit(":", 1)[1].split("/")[0])
+            port = urlparse(n.http).port if n.http else None
+            port = port or 8888
             clients[n.name] = PodProxyHttp(kube, namespace, n.pod or n.host, port, spec.api_key)
     try:
         svcs = kube.get_json(f"/api/v1/namespaces/{namespace}/services").get("items") or []

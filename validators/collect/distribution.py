@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..core.addr import url
 from ..core.model import Facts, NotApplicable
 from ..core.secret import reveal
 from ..transports import Transport
@@ -26,7 +27,7 @@ DEFAULT_HTTP_PORT = 8888
 
 
 def http_url(node: Node) -> str:
-    return node.http or f"http://{node.host}:{DEFAULT_HTTP_PORT}"
+    return node.http or url("http", node.host, DEFAULT_HTTP_PORT)
 
 
 def plan(spec: ClusterSpec) -> tuple[list[str], list[tuple[str, str]]]:

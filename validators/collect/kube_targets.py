@@ -28,6 +28,7 @@ from __future__ import annotations
 import base64
 from typing import Any
 
+from ..core.addr import url
 from ..core.errors import CollectionError, InputError
 from ..core.secret import API_KEY, COOKIE, Secret
 from .kubeclient import explain_error
@@ -192,8 +193,8 @@ def targets_from_kube(kube: Any, namespace: str, selector: str, transport: str =
         ports = container_ports(c)
         if first_env is None:
             first_env, first_pod = env, pod
-        nodes.append(Node(name=node_name(pod, env, namespace), host=ip, http=f"http://{ip}:{ports['http']}",
-                          mqtt=f"tcp://{ip}:{ports['mqtt']}", ws=f"ws://{ip}:{ports['ws']}/mqtt",
+        nodes.append(Node(name=node_name(pod, env, namespace), host=ip, http=url("http", ip, ports["http"]),
+                          mqtt=url("tcp", ip, ports["mqtt"]), ws=url("ws", ip, ports["ws"], "/mqtt"),
                           pod=pname, namespace=namespace, container=_get(c, "name")))
     if not nodes:
         raise CollectionError(f"none of the {len(pods)} pods matching {selector!r} is Running with an IP "

@@ -34,6 +34,7 @@ import secrets
 import shlex
 from typing import Any
 
+from ..core.addr import host_port
 from ..erldist import wire
 from ..erldist.handshake import HandshakeResult
 
@@ -82,7 +83,7 @@ probe() {
 }
 view() {
   local out rc
-  out=$(timeout "$T" bash -c '{ exec 3<>"/dev/tcp/$0/$1"; } 2>&1 || exit 7; printf "GET /api/v1/cluster/show HTTP/1.0\r\nHost: %s\r\nx-api-key: %s\r\nAuthorization: Basic %s\r\n\r\n" "$0" "$APIKEY" "$APIBASIC" >&3; od -An -v -tx1 <&3 | tr -d " \n"' "$1" "$2"); rc=$?
+  out=$(timeout "$T" bash -c '{ exec 3<>"/dev/tcp/$0/$1"; } 2>&1 || exit 7; printf "GET /api/v1/cluster/show HTTP/1.0\r\nHost: %s\r\nx-api-key: %s\r\nAuthorization: Basic %s\r\n\r\n" "$2" "$APIKEY" "$APIBASIC" >&3; head -c 4194304 <&3 | od -An -v -tx1 | tr -d " \n"' "$1" "$2" "$3"); rc=$?
   [ $rc -eq 0 ] && emit "V 0 $out" || emit "V $rc $(printf '%s' "$out" | hexof)"
 }
 export -f emit hexof rd conn ask hs probe
@@ -124,7 +125,7 @@ def build_script(job: dict) -> str:
     view = ""
     if job.get("view"):
         host, port = _host_port(job["view"]["url"])
-        view = f"view {_sq(host)} {port} &"
+        view = f"view {_sq(host)} {port} {_sq(host_port(host, port))} &"  # Host: [v6]:port
     api_key = _plain((job.get("view") or {}).get("api_key"))
     basic = base64.b64encode(f"{api_key}:".encode()).decode() if job.get("view") else ""
     subs = {"T": str(timeout), "EP": str(int(job.get("epmd_port", 4369))),

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator
 from urllib.parse import quote, urlparse
 
+from ..core.addr import host_port, url  # noqa: F401 - re-exported
 from ..core.secret import API_KEY, Secret
 
 #: default body cap: a session/show of a million sessions is about 60 MB
@@ -97,19 +98,6 @@ def loads(data: bytes | str) -> Any:
         raise JsonError("is JSON nested too deeply to be read (a hostile or broken answer)") from None
     except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
         raise JsonError(f"is not JSON ({type(exc).__name__})") from None
-
-
-def host_port(host: str, port: int | None = None) -> str:
-    """``host:port`` with IPv6 literals in brackets (``[fd00::1]:8888``); without a port, the host part only."""
-    h = host.strip("[]")
-    if ":" in h:
-        h = f"[{h}]"
-    return h if port is None else f"{h}:{int(port)}"
-
-
-def url(scheme: str, host: str, port: int | None = None, path: str = "") -> str:
-    """``scheme://host:port/path`` with IPv6 literals in brackets: the one place URLs to nodes are built."""
-    return f"{scheme}://{host_port(host, port)}{path}"
 
 
 # --------------------------------------------------------------------------- deadline plumbing
