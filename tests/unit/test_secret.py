@@ -102,3 +102,35 @@ def test_targets_file_gives_secrets(tmp_path):
     raw["cluster"] = {"cookie_file": 12}
     with pytest.raises(InputError, match="not a file path"):
         parse_targets(raw, env={})
+
+
+def test_ansible_module_never_shows_a_bad_key(tmp_path):
+    """Through the vmq_validate module (run as Ansible runs it): an API key with an inner newline fails the
+    task with one line naming its source; a trailing CR/LF is stripped and the run goes on."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    module = root / "roles" / "vernemq_validate" / "library" / "vmq_validate.py"
+    t = tmp_path / "targets.yaml"
+    t.write_text("cluster: {api_key_env: VMQ_MOD_KEY}\nnodes: [{name: VerneMQ@127.0.0.1, host: 127.0.0.1, "
+                 "http: 'http://127.0.0.1:9'}]\n")
+
+    def run(key):
+        f = tmp_path / "args.json"
+        f.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": {
+            "command": "clients", "args": ["--targets", str(t), "--samples", "1", "--timeout", "1", "--key-header"],
+            "secret_env": {"VMQ_MOD_KEY": key}}}))
+        res = subprocess.run([sys.executable, str(module), str(f)], capture_output=True, text=True, timeout=120,
+                             cwd=root, env={**os.environ, "PYTHONPATH": str(root)})
+        return res.stdout + res.stderr, json.loads(res.stdout)
+
+    key = "module-key-AbC123"
+    out, res = run(f"{key}\nsecond-line")
+    assert res["failed"] and "VMQ_MOD_KEY" in res["msg"] and "control character" in res["msg"]
+    assert key not in out and "second-line" not in out and "Traceback" not in out
+    out, res = run(f"{key}\r\n")
+    assert "report" in res and key not in out and "Traceback" not in out
