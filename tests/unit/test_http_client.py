@@ -115,3 +115,39 @@ def test_ipv6_hosts_get_brackets():
     assert url("http", "fd00::1", 8888, "/x") == "http://[fd00::1]:8888/x"
     client = NodeHttp("http://[::1]:8888")
     assert client._host == "::1" and client._port == 8888
+
+
+def _kube_at(url: str, timeout=(1, 1)):
+    """A real kubernetes ApiClient whose API server *is* the hostile server (so pod-proxy paths reach it)."""
+    from kubernetes import client
+
+    from validators.collect.kubeclient import Kube
+
+    cfg = client.Configuration()
+    cfg.host = url
+    cfg.api_key = {"authorization": "Bearer fake-token"}
+    return Kube(client.ApiClient(cfg), "hostile", timeout)
+
+
+def test_pod_proxy_client_keeps_the_same_rules():
+    from validators.collect.clients import PodProxyHttp
+
+    with HostileServer("redirect") as srv:
+        http = PodProxyHttp(_kube_at(srv.url), "ns", "pod-0", 8888, api_key=KEY)
+        exc, _ = _timed(lambda: http.get_json("/api/v1/cluster/show", auth=True))
+        time.sleep(0.2)
+        assert isinstance(exc, HttpRedirect) and exc.status == 302 and "redirect to 127.0.0.2" in exc.reason
+        assert srv.target.requests == [] and srv.leaked_keys == []
+        assert "x-api-key: " + KEY.lower() in srv.requests[0].lower()
+    with HostileServer("trickle") as srv:
+        http = PodProxyHttp(_kube_at(srv.url, (1, 1.5)), "ns", "pod-0", 8888)  # overall: 2.5 s
+        exc, took = _timed(lambda: http.get("/metrics"))
+        assert isinstance(exc, HttpTimeout) and took < 6
+    with HostileServer("endless") as srv:
+        http = PodProxyHttp(_kube_at(srv.url, (1, 10)), "ns", "pod-0", 8888, max_bytes=3 << 20)
+        exc, _ = _timed(lambda: http.get("/status.json"))
+        assert isinstance(exc, HttpTooLarge)
+    with HostileServer("nested") as srv:
+        exc, _ = _timed(lambda: PodProxyHttp(_kube_at(srv.url), "ns", "pod-0", 8888).get_json("/status.json"))
+        assert isinstance(exc, HttpBadBody) and "nested too deeply" in exc.reason
+    assert KEY not in exc.reason

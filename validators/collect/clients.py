@@ -358,7 +358,9 @@ class PodProxyHttp:
 
     def _why(self, path: str, status: int, location: str | None = None) -> HttpFailure:
         if 300 <= status < 400:
-            return self._fail(HttpRedirect, path, f"HTTP {status} redirect: redirects are not followed "
+            host = urlparse(location or "").hostname if location else None
+            where = f" to {host}" if host else ""
+            return self._fail(HttpRedirect, path, f"HTTP {status} redirect{where}: redirects are not followed "
                               "(the API key goes only to the pod asked)", status)
         why = ("401 Unauthorized: the API key is missing or has the wrong scope (needs mgmt for /api/v1)"
                if status == 401 else f"HTTP {status}")
@@ -383,7 +385,7 @@ class PodProxyHttp:
             raise self._failure(exc, path) from None
         if resp.status not in ok:
             resp.release_conn()
-            raise self._why(path, resp.status)
+            raise self._why(path, resp.status, resp.headers.get("Location"))
         length = resp.headers.get("Content-Length")
         if length and length.strip().isdigit() and int(length) > self.max_bytes:
             resp.release_conn()
