@@ -58,7 +58,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict]:
 # ----------------------------------------------------------------------------- input errors: one place
 def _strict_numbers(parser: argparse.ArgumentParser) -> None:
     """Every ``type=int`` / ``type=float`` option of every command: ASCII digits only (``int()`` takes
-    ``١٨٨٣``), and seconds finite and positive (``float()`` takes ``nan``, ``inf`` and ``1e400``)."""
+    ``١٨٨٣``), and seconds finite, 0 or more (``float()`` takes ``nan``, ``inf``, ``-1`` and ``1e400``)."""
     for action in parser._actions:
         if action.type is int:
             action.type = _as_type("int", lambda t: inputs.whole_number(t, "value", 0, 10**9))

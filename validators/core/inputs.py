@@ -92,13 +92,13 @@ def whole_number(text: Any, field: str, lo: int = 1, hi: int | None = None) -> i
 
 
 def seconds(text: Any, field: str, hi: float = 86400.0) -> float:
-    """A positive, finite number of seconds (``0.5``, ``20``), at most ``hi``."""
+    """A finite number of seconds from 0 to ``hi`` (``0.5``, ``20``; a command that needs more than 0 says so)."""
     s = str(text).strip()
     if not _FLOAT.fullmatch(s):
         raise InputError(field, f"{text!r} is not a number of seconds.", "write e.g. 3 or 0.5.")
     v = float(s)
-    if not (math.isfinite(v) and 0 < v <= hi):
-        raise InputError(field, f"{s} seconds is out of range.", f"use more than 0 and at most {hi:g}.")
+    if not (math.isfinite(v) and 0 <= v <= hi):
+        raise InputError(field, f"{s} seconds is out of range.", f"use 0 to {hi:g}.")
     return v
 
 
