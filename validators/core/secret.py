@@ -24,7 +24,7 @@ from .errors import InputError
 
 MASK = redact.MASK
 
-#: API keys travel in HTTP headers: visible ASCII only
+#: API keys travel in HTTP headers: printable ASCII only
 API_KEY = "api key"
 COOKIE = "cookie"
 PASSWORD = "password"
@@ -36,8 +36,8 @@ def _bad_char(value: str, kind: str) -> str | None:
         o = ord(ch)
         if o < 0x20 or o == 0x7F or 0x80 <= o < 0xA0:
             return "contains a control character (e.g. an inner newline, CR or NUL)"
-        if kind == API_KEY and not 0x21 <= o <= 0x7E:
-            return "contains a character that is not visible ASCII (an API key travels in an HTTP header)"
+        if kind == API_KEY and not 0x20 <= o <= 0x7E:
+            return "contains a character that is not printable ASCII (an API key travels in an HTTP header)"
     return None
 
 
