@@ -47,8 +47,8 @@ def test_endless_body_hits_the_size_cap():
     with HostileServer("endless") as srv:
         exc, _ = _timed(lambda: NodeHttp(srv.url, timeout=10, max_bytes=3 << 20).get("/status.json"))
         assert isinstance(exc, HttpTooLarge) and str(3 << 20) in exc.reason
-        exc, _ = _timed(lambda: list(NodeHttp(srv.url, timeout=10, max_bytes=3 << 20).stream("/x")))
-        assert isinstance(exc, HttpTooLarge)
+        exc, _ = _timed(lambda: list(NodeHttp(srv.url, timeout=10, stream_max_bytes=5 << 20).stream("/x")))
+        assert isinstance(exc, HttpTooLarge) and str(5 << 20) in exc.reason
 
 
 def test_deeply_nested_json_is_a_bad_body():

@@ -35,8 +35,9 @@ from ..core.addr import url as node_url
 from ..core.inputs import read_text
 from ..core.model import Facts, NotApplicable, Unavailable
 from ..core.secret import API_KEY, Secret
-from ..vernemq.http import (DEFAULT_MAX_BYTES, DEFAULT_STREAM_TIMEOUT, HttpBadBody, HttpBadStatus, HttpFailure,
-                             HttpRedirect, HttpTimeout, HttpTooLarge, JsonError, NodeHttp, loads, session_show_path)
+from ..vernemq.http import (DEFAULT_MAX_BYTES, DEFAULT_STREAM_MAX_BYTES, DEFAULT_STREAM_TIMEOUT, HttpBadBody,
+                             HttpBadStatus, HttpFailure, HttpRedirect, HttpTimeout, HttpTooLarge, JsonError, NodeHttp,
+                             loads, session_show_path)
 from ..vernemq.parse import (Health, ListenerConns, Member, Metrics, NodeStatus, ParseError, SESSION_COLUMNS,
                              parse_cluster_show, parse_health, parse_listener_show, parse_metrics,
                              parse_status_json)
@@ -327,11 +328,12 @@ class PodProxyHttp:
     """
 
     def __init__(self, kube: Any, namespace: str, pod: str, port: int, api_key: "Secret | str | None" = None,
-                 max_bytes: int = DEFAULT_MAX_BYTES, stream_timeout: float = DEFAULT_STREAM_TIMEOUT):
+                 max_bytes: int = DEFAULT_MAX_BYTES, stream_timeout: float = DEFAULT_STREAM_TIMEOUT,
+                 stream_max_bytes: int = DEFAULT_STREAM_MAX_BYTES):
         self.kube, self.namespace, self.pod, self.port = kube, namespace, pod, port
         self.api_key = Secret.coerce(api_key, "the API key", API_KEY)
         self.key_header = True
-        self.max_bytes, self.stream_timeout = max_bytes, stream_timeout
+        self.max_bytes, self.stream_timeout, self.stream_max_bytes = max_bytes, stream_timeout, stream_max_bytes
         self.base_url = f"pod {namespace}/{pod}:{port} (API server proxy)"
         t = kube.timeout
         self.timeout = float(sum(t)) if isinstance(t, (tuple, list)) else float(t or 30)
@@ -378,7 +380,7 @@ class PodProxyHttp:
         except Exception:  # noqa: BLE001 - explain_error re-raises what it does not know
             return HttpFailure(f"GET {path} on {self.base_url}: {type(exc).__name__}")
 
-    def _open(self, path: str, auth: bool, ok: tuple[int, ...]):
+    def _open(self, path: str, auth: bool, ok: tuple[int, ...], stream: bool = False):
         try:
             resp = self._call(path, auth)
         except Exception as exc:  # noqa: BLE001 - mapped to a reason
@@ -387,13 +389,13 @@ class PodProxyHttp:
             resp.release_conn()
             raise self._why(path, resp.status, resp.headers.get("Location"))
         length = resp.headers.get("Content-Length")
-        if length and length.strip().isdigit() and int(length) > self.max_bytes:
+        cap = self.stream_max_bytes if stream else self.max_bytes
+        if length and length.strip().isdigit() and int(length) > cap:
             resp.release_conn()
-            raise self._fail(HttpTooLarge, path, f"the answer is larger than {self.max_bytes} bytes (the size cap)",
-                             resp.status)
+            raise self._fail(HttpTooLarge, path, f"the answer is larger than {cap} bytes (the size cap)", resp.status)
         return resp
 
-    def _chunks(self, resp, path: str, budget: float, chunk: int):
+    def _chunks(self, resp, path: str, budget: float, chunk: int, cap: int):
         deadline = time.monotonic() + budget
         total = 0
         try:
@@ -404,9 +406,9 @@ class PodProxyHttp:
                 if not data:
                     return
                 total += len(data)
-                if total > self.max_bytes:
-                    raise self._fail(HttpTooLarge, path, f"the answer is larger than {self.max_bytes} bytes "
-                                     "(the size cap)", resp.status)
+                if total > cap:
+                    raise self._fail(HttpTooLarge, path, f"the answer is larger than {cap} bytes (the size cap)",
+                                     resp.status)
                 yield data
         except GeneratorExit:
             raise
@@ -417,7 +419,7 @@ class PodProxyHttp:
 
     def get(self, path: str, auth: bool = False, ok: tuple[int, ...] = (200,)) -> tuple[int, bytes]:
         resp = self._open(path, auth, ok)
-        return resp.status, b"".join(self._chunks(resp, path, self.timeout, 1 << 16))
+        return resp.status, b"".join(self._chunks(resp, path, self.timeout, 1 << 16, self.max_bytes))
 
     def get_json(self, path: str, auth: bool = False, ok: tuple[int, ...] = (200,)) -> Any:
         return self.get_json_status(path, auth, ok)[1]
@@ -430,8 +432,8 @@ class PodProxyHttp:
             raise self._fail(HttpBadBody, path, f"the answer {exc}", status) from None
 
     def stream(self, path: str, auth: bool = False, chunk: int = 1 << 20):
-        resp = self._open(path, auth, (200,))
-        return self._chunks(resp, path, max(self.timeout, self.stream_timeout), chunk)
+        resp = self._open(path, auth, (200,), stream=True)
+        return self._chunks(resp, path, max(self.timeout, self.stream_timeout), chunk, self.stream_max_bytes)
 
 
 _PROBE_WORDS = ("probe", "health")

@@ -7,8 +7,9 @@ Every request:
   trickling one byte per second hits the deadline like a silent one;
 * follows **no redirect**: a 3xx answer is an :class:`HttpRedirect` naming the Location's host, and the
   request is never repeated, so the API key never goes to a host that is in no targets file;
-* reads at most ``max_bytes`` of body (:class:`HttpTooLarge` beyond it; http.client already caps the
-  status line and headers);
+* reads at most ``max_bytes`` of a buffered body, ``stream_max_bytes`` of a streamed one (session/show is
+  parsed as it streams, so memory stays flat; the cap bounds the work) (:class:`HttpTooLarge` beyond it;
+  http.client already caps the status line and headers);
 * fails with a typed :class:`HttpFailure` whose ``reason`` is fit for a report: :class:`HttpTimeout`,
   :class:`HttpConnectError` (refused, unreachable, unknown host, TLS), :class:`HttpTooLarge`,
   :class:`HttpRedirect`, :class:`HttpBadStatus`, :class:`HttpBadBody` (not JSON, or nested too deeply)
@@ -35,10 +36,12 @@ from urllib.parse import quote, urlparse
 from ..core.addr import host_port, url  # noqa: F401 - re-exported
 from ..core.secret import API_KEY, Secret
 
-#: default body cap: a session/show of a million sessions is about 60 MB
+#: default cap of a buffered answer (status.json, metrics, health, cluster/show, listener/show)
 DEFAULT_MAX_BYTES = 64 << 20
+#: default cap of a streamed answer: session/show rows are about 200 bytes, and the limit is per node
+DEFAULT_STREAM_MAX_BYTES = 1 << 30
 #: default deadline of a streamed answer (session/show), whatever ``timeout`` is
-DEFAULT_STREAM_TIMEOUT = 60.0
+DEFAULT_STREAM_TIMEOUT = 120.0
 
 
 class HttpFailure(Exception):
@@ -198,8 +201,10 @@ class NodeHttp:
     timeout: float = 5.0
     #: send the key as ``x-api-key: KEY`` instead of basic-auth user
     key_header: bool = False
-    #: body cap of one answer (HttpTooLarge beyond it)
+    #: body cap of one buffered answer (HttpTooLarge beyond it)
     max_bytes: int = DEFAULT_MAX_BYTES
+    #: body cap of one streamed answer
+    stream_max_bytes: int = DEFAULT_STREAM_MAX_BYTES
     #: overall deadline of a streamed answer (session/show)
     stream_timeout: float = DEFAULT_STREAM_TIMEOUT
 
@@ -275,7 +280,7 @@ class NodeHttp:
                 raise
             raise self._translate(exc, path, connected, budget) from None
 
-    def _check_status(self, ex: _Exchange, path: str, ok: tuple[int, ...]) -> None:
+    def _check_status(self, ex: _Exchange, path: str, ok: tuple[int, ...], cap: int) -> None:
         status = ex.status
         if 300 <= status < 400:
             loc = ex.resp.getheader("Location") or ""
@@ -292,14 +297,15 @@ class NodeHttp:
                    if status == 401 else f"HTTP {status}")
             raise self._fail(HttpBadStatus, path, why, status)
         length = ex.resp.getheader("Content-Length")
-        if length and length.strip().isdigit() and int(length) > self.max_bytes:
-            raise self._too_large(path, status)
+        if length and length.strip().isdigit() and int(length) > cap:
+            raise self._too_large(path, status, cap)
 
-    def _too_large(self, path: str, status: int | None) -> HttpTooLarge:
-        return self._fail(HttpTooLarge, path, f"the answer is larger than {self.max_bytes} bytes "
+    def _too_large(self, path: str, status: int | None, cap: int) -> HttpTooLarge:
+        return self._fail(HttpTooLarge, path, f"the answer is larger than {cap} bytes "
                           "(the size cap); is this a VerneMQ node?", status)
 
-    def _chunks(self, ex: _Exchange, path: str, clock: _Clock, budget: float, size: int) -> Iterator[bytes]:
+    def _chunks(self, ex: _Exchange, path: str, clock: _Clock, budget: float, size: int,
+                cap: int) -> Iterator[bytes]:
         total = 0
         try:
             while True:
@@ -308,8 +314,8 @@ class NodeHttp:
                 if not data:
                     return
                 total += len(data)
-                if total > self.max_bytes:
-                    raise self._too_large(path, ex.status)
+                if total > cap:
+                    raise self._too_large(path, ex.status, cap)
                 yield data
         except GeneratorExit:
             raise
@@ -326,11 +332,11 @@ class NodeHttp:
         clock = _Clock(self.timeout)
         ex = self._exchange(path, auth, clock, self.timeout)
         try:
-            self._check_status(ex, path, ok)
+            self._check_status(ex, path, ok, self.max_bytes)
         except BaseException:
             ex.close()
             raise
-        return ex.status, b"".join(self._chunks(ex, path, clock, self.timeout, 1 << 16))
+        return ex.status, b"".join(self._chunks(ex, path, clock, self.timeout, 1 << 16, self.max_bytes))
 
     def _json(self, path: str, status: int, body: bytes) -> Any:
         try:
@@ -348,16 +354,16 @@ class NodeHttp:
 
     def stream(self, path: str, auth: bool = False, chunk: int = 1 << 20) -> Iterator[bytes]:
         """Yield the body of a 200 answer in chunks (raises HttpFailure before the first chunk otherwise).
-        The whole stream has ``max(timeout, stream_timeout)`` seconds and ``max_bytes`` bytes."""
+        The whole stream has ``max(timeout, stream_timeout)`` seconds and ``stream_max_bytes`` bytes."""
         budget = max(self.timeout, self.stream_timeout)
         clock = _Clock(budget)
         ex = self._exchange(path, auth, clock, budget)
         try:
-            self._check_status(ex, path, (200,))
+            self._check_status(ex, path, (200,), self.stream_max_bytes)
         except BaseException:
             ex.close()
             raise
-        return self._chunks(ex, path, clock, budget, chunk)
+        return self._chunks(ex, path, clock, budget, chunk, self.stream_max_bytes)
 
 
 def session_show_path(columns: tuple[str, ...] | list[str], limit: int | None = None,
