@@ -10,7 +10,9 @@ Real TCP servers (raw sockets, one thread per connection), each misbehaving in o
                 loopback address, which records every request head it gets (``leaked_keys`` says whether
                 an ``Authorization`` or ``X-Api-Key`` header ever arrived there);
 * ``stream``    raw bytes without end the moment a client connects, whatever it sends (for a ``ws://``
-                MQTT entry: the WebSocket handshake never gets its blank line).
+                MQTT entry: the WebSocket handshake never gets its blank line);
+* ``tls-trickle`` the header of a 16 KiB TLS handshake record, then one byte of it per second (a TLS
+                client waits for the whole record: per-recv timeouts never fire).
 
 ``HostileServer(mode)`` is a context manager; ``.port``, ``.url`` (``http://127.0.0.1:PORT``),
 ``.requests`` (request heads received, as text) and, for ``redirect``, ``.target`` (the recorder).
@@ -22,7 +24,7 @@ import socket
 import threading
 import time
 
-MODES = ("silent", "trickle", "endless", "nested", "redirect", "stream")
+MODES = ("silent", "trickle", "endless", "nested", "redirect", "stream", "tls-trickle")
 NESTED = b"[" * 100_000
 SECRET_HEADERS = ("authorization:", "x-api-key:")
 
@@ -117,6 +119,11 @@ class HostileServer:
 
     def _serve(self, conn: socket.socket) -> None:
         try:
+            if self.mode == "tls-trickle":
+                self._send(conn, b"\x16\x03\x03\x40\x00")
+                while not self._stop.is_set() and self._send(conn, b"\x00"):
+                    self._stop.wait(1.0)
+                return
             if self.mode == "stream":
                 conn.settimeout(5)
                 while not self._stop.is_set() and self._send(conn, b"x" * 65536):

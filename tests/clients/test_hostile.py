@@ -107,3 +107,14 @@ def test_replay_with_deeply_nested_answers_keeps_going(tmp_path, capsys, vmq_fix
     assert code in (0, 1)
     text = json.dumps(doc)
     assert "nested too deeply" in text and doc["results"]
+
+
+@pytest.mark.parametrize("scheme", ["ssl", "wss"])
+def test_canary_against_a_trickled_tls_record(scheme):
+    """A TLS server sending its first record one byte per second: the handshake is cut at the deadline."""
+    with HostileServer("tls-trickle") as srv:
+        t0 = time.monotonic()
+        [r] = run_canaries([parse_entry(f"{scheme}://127.0.0.1:{srv.port}/mqtt")],
+                           CanaryOptions(timeout=1.5, insecure=True))
+        took = time.monotonic() - t0
+    assert took < 8 and "TLS handshake did not finish within 1.5s" in (r.error or ""), r

@@ -130,7 +130,9 @@ class _HandshakeGuard:
 class _Client(mqtt.Client):
     """paho's client with the connect steps bounded by the canary's deadline and named when they fail.
     Overrides ``_create_socket`` (paho 2.2, pinned in requirements/lock.txt) to put a
-    :class:`_HandshakeGuard` under the WebSocket handshake."""
+    :class:`_HandshakeGuard` under the WebSocket handshake, and ``_ssl_wrap_socket`` to run the TLS
+    handshake non-blocking against the deadline (paho's blocking one has per-recv timeouts only, so a
+    server trickling a TLS record would hold the connect worker, and with it the pool, for hours)."""
 
     vmq_deadline = 0.0
     vmq_timeout = 5.0
@@ -158,6 +160,35 @@ class _Client(mqtt.Client):
         guard.disarm()
         self.vmq_stage = "websocket"
         return ws
+
+    def _ssl_wrap_socket(self, tcp_sock):
+        where = host_port(self._host, self._port)
+        ssl_sock = self._ssl_context.wrap_socket(tcp_sock, server_hostname=self._host, do_handshake_on_connect=False)
+        ssl_sock.setblocking(False)
+        while True:
+            left = self.vmq_deadline - time.monotonic()
+            if left <= 0:
+                raise _ConnectFailure(f"{where} accepted the TCP connection, but the TLS handshake did not finish "
+                                      f"within {self.vmq_timeout:g}s")
+            try:
+                ssl_sock.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                selectors_wait(ssl_sock, selectors.EVENT_READ, left)
+            except ssl.SSLWantWriteError:
+                selectors_wait(ssl_sock, selectors.EVENT_WRITE, left)
+        ssl_sock.setblocking(True)
+        ssl_sock.settimeout(self._connect_timeout)
+        # paho would call ssl.match_hostname when the context does not check host names itself; its
+        # tls_set_context makes that case "insecure" (no check), which is what --canary-insecure asks for
+        return ssl_sock
+
+
+def selectors_wait(sock, event: int, timeout: float) -> None:
+    """Wait until ``sock`` is ready for ``event`` or ``timeout`` passes (the caller checks its deadline)."""
+    with selectors.DefaultSelector() as sel:
+        sel.register(sock, event)
+        sel.select(timeout)
 
 
 @dataclass
