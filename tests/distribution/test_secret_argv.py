@@ -95,7 +95,8 @@ def test_no_secret_on_any_argv_while_the_script_runs():
     cookie = "argv-cookie-" + secrets.token_hex(8)
     basic = base64.b64encode(f"{key}:".encode()).decode()
     srv = HoldingServer()
-    job = {"source": "VerneMQ@127.0.0.1", "source_host": "127.0.0.1", "timeout": 6, "cookie": cookie,
+    # held requests live for the whole timeout (the process group is killed at the end): room for a loaded machine
+    job = {"source": "VerneMQ@127.0.0.1", "source_host": "127.0.0.1", "timeout": 30, "cookie": cookie,
            "epmd_port": srv.port, "cluster_port": srv.port, "concurrency": 2,
            "targets": [{"name": "VerneMQ@127.0.0.1", "host": "127.0.0.1"}],
            "view": {"url": f"http://127.0.0.1:{srv.port}", "api_key": key}}
