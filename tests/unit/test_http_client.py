@@ -151,3 +151,60 @@ def test_pod_proxy_client_keeps_the_same_rules():
         exc, _ = _timed(lambda: PodProxyHttp(_kube_at(srv.url), "ns", "pod-0", 8888).get_json("/status.json"))
         assert isinstance(exc, HttpBadBody) and "nested too deeply" in exc.reason
     assert KEY not in exc.reason
+
+
+def test_https_handshake_against_a_trickled_tls_record_hits_the_deadline():
+    with HostileServer("tls-trickle") as srv:
+        exc, took = _timed(lambda: NodeHttp(f"https://127.0.0.1:{srv.port}", timeout=1.5).get("/status.json"))
+    assert isinstance(exc, HttpTimeout) and "within 1.5s" in exc.reason and took < 5
+
+
+def test_https_against_a_real_tls_server(tmp_path, monkeypatch):
+    """The non-blocking handshake completes: trusted CA -> the answer; untrusted -> a typed TLS failure."""
+    import datetime
+    import ipaddress
+    import ssl
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                           critical=False)
+            .sign(key, hashes.SHA256()))
+    (tmp_path / "c.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "k.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                       serialization.NoEncryption()))
+
+    class H(BaseHTTPRequestHandler):
+        def log_message(self, *a):
+            pass
+
+        def do_GET(self):  # noqa: N802
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"[]")
+
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), H)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(tmp_path / "c.pem", tmp_path / "k.pem")
+    srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    base = f"https://127.0.0.1:{srv.server_port}"
+    try:
+        exc, _ = _timed(lambda: NodeHttp(base, timeout=3).get("/status.json"))
+        assert isinstance(exc, HttpConnectError) and "CERTIFICATE_VERIFY_FAILED" in exc.reason
+        monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "c.pem"))  # OpenSSL's default trust store
+        assert NodeHttp(base, timeout=3).get_json("/status.json") == []
+    finally:
+        srv.shutdown()
+        srv.server_close()

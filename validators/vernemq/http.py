@@ -26,6 +26,7 @@ import base64
 import http.client
 import io
 import json
+import selectors
 import socket
 import ssl
 import time
@@ -169,7 +170,36 @@ def _deadline_connection(base: type) -> type:
 
 
 _HTTPConn = _deadline_connection(http.client.HTTPConnection)
-_HTTPSConn = _deadline_connection(http.client.HTTPSConnection)
+
+
+class _HTTPSConn(http.client.HTTPSConnection):
+    """HTTPS with the TLS handshake run non-blocking against the deadline (a blocking handshake has
+    per-recv timeouts only, so a server trickling a TLS record would hold the request for hours)."""
+
+    def __init__(self, host: str, port: int, clock: _Clock, context: ssl.SSLContext):
+        super().__init__(host, port, timeout=clock.left(), context=context)
+        self._clock, self.raw_sock = clock, None
+
+    def connect(self) -> None:
+        self.timeout = self._clock.left()
+        http.client.HTTPConnection.connect(self)  # TCP only
+        self.sock = self._context.wrap_socket(self.sock, server_hostname=self.host, do_handshake_on_connect=False)
+        self.sock.setblocking(False)
+        while True:
+            left = self._clock.left()
+            try:
+                self.sock.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                event = selectors.EVENT_READ
+            except ssl.SSLWantWriteError:
+                event = selectors.EVENT_WRITE
+            with selectors.DefaultSelector() as sel:
+                sel.register(self.sock, event)
+                sel.select(left)
+        self.sock.setblocking(True)
+        self.raw_sock = self.sock
+        self.sock = _DeadlineSocket(self.sock, self._clock)
 
 
 class _Exchange:
