@@ -111,6 +111,19 @@ def test_numbers_durations_and_ports(tmp_path, capsys, argv, field):
     one_line_error(capsys.readouterr().err, field)
 
 
+@pytest.mark.parametrize("argv,field", [
+    (["--target-version", "2.1.2 latest"], "--target-version"),
+    (["--target-version", "2.1.2\n"], "--target-version"),
+    (["--target-version", "٢.١.٢"], "--target-version"),
+    (["--http-port", "70000"], "--http-port"),
+    (["--http-port", "٨٨٨٨"], "--http-port"),
+    (["--interval", "inf"], "--interval"),
+])
+def test_preflight_version_and_port(tmp_path, capsys, argv, field):
+    assert main(["preflight", "--targets", targets(tmp_path, GOOD_NODE), *argv]) == 2
+    one_line_error(capsys.readouterr().err, field)
+
+
 @pytest.mark.parametrize("port", ["١٨٨٣", "1883/", "0", "70000", "1883/XTP"])
 def test_reachability_ports(tmp_path, capsys, port):
     m = tmp_path / "m.yaml"
