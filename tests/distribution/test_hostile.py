@@ -63,3 +63,22 @@ def test_distribution_views_from_hostile_nodes(tmp_path, capsys, monkeypatch, se
         assert REASONS[mode] in blob, (mode, blob[:3000])
     assert servers["redirect"].leaked_keys == [] and servers["redirect"].target.requests == []
     assert "authorization: basic" in servers["redirect"].requests[0].lower()
+
+
+def test_pod_script_view_against_hostile_nodes(servers):
+    """The kube-exec bash script's cluster/show view (run here with plain `bash -s`): the same outcomes."""
+    import subprocess
+
+    from validators.collect.distribution import parse_views
+    from validators.transports.shell import build_script, parse_output
+
+    want = dict(REASONS, silent="no answer in time", trickle="no answer in time", endless="larger than")
+    for mode, srv in servers.items():
+        job = {"source": "VerneMQ@127.0.0.1", "targets": [], "timeout": 1, "view": {"url": srv.url, "api_key": KEY}}
+        cp = subprocess.run(["bash", "-s"], input=build_script(job), capture_output=True, text=True, timeout=60)
+        obs = [o for o in parse_output(job, cp.stdout) if o.get("kind") == "view"]
+        view = parse_views(obs, ["VerneMQ@127.0.0.1"])["VerneMQ@127.0.0.1"]
+        assert not view["ok"] and want[mode] in view["reason"], (mode, view, cp.stderr[-500:])
+        assert KEY not in view["reason"]
+    time.sleep(0.2)
+    assert servers["redirect"].leaked_keys == [] and servers["redirect"].target.requests == []

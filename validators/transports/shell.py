@@ -37,6 +37,7 @@ from typing import Any
 from ..core.addr import host_port
 from ..erldist import wire
 from ..erldist.handshake import HandshakeResult
+from ..erldist.probe import VIEW_MAX_BYTES
 
 SHELL_ARGV = ["bash", "-s"]
 
@@ -83,7 +84,7 @@ probe() {
 }
 view() {
   local out rc
-  out=$(timeout "$T" bash -c '{ exec 3<>"/dev/tcp/$0/$1"; } 2>&1 || exit 7; printf "GET /api/v1/cluster/show HTTP/1.0\r\nHost: %s\r\nx-api-key: %s\r\nAuthorization: Basic %s\r\n\r\n" "$2" "$APIKEY" "$APIBASIC" >&3; head -c 4194304 <&3 | od -An -v -tx1 | tr -d " \n"' "$1" "$2" "$3"); rc=$?
+  out=$(timeout "$T" bash -c '{ exec 3<>"/dev/tcp/$0/$1"; } 2>&1 || exit 7; printf "GET /api/v1/cluster/show HTTP/1.0\r\nHost: %s\r\nx-api-key: %s\r\nAuthorization: Basic %s\r\n\r\n" "$2" "$APIKEY" "$APIBASIC" >&3; head -c @VIEWMAX@ <&3 | od -An -v -tx1 | tr -d " \n"' "$1" "$2" "$3"); rc=$?
   [ $rc -eq 0 ] && emit "V 0 $out" || emit "V $rc $(printf '%s' "$out" | hexof)"
 }
 export -f emit hexof rd conn ask hs probe
@@ -97,6 +98,7 @@ exit 0
 """
 
 
+_TEMPLATE = _TEMPLATE.replace("@VIEWMAX@", str(VIEW_MAX_BYTES))  # a constant, filled in once
 _PLACEHOLDER = re.compile(r"@(T|EP|CP|C|COOKIE|APIKEY|APIBASIC|TARGETS|VIEW)@")
 
 
@@ -211,9 +213,16 @@ def parse_output(job: dict, text: str) -> list[dict[str, Any]]:
                     err = _net_error(rc, data.decode("utf-8", "replace"))
                     out.append({**base, **err, "error": "timeout" if err["error"] == "timeout" else "connect"})
                     continue
+                if len(data) >= VIEW_MAX_BYTES:  # the script's `head -c` cut it: same rule as the HTTP client
+                    out.append({**base, "ok": False, "error": "too_large",
+                                "detail": f"the answer is larger than {VIEW_MAX_BYTES} bytes (the size cap)"})
+                    continue
                 status, body = parse_http(data)
                 if status == 200:
                     out.append({**base, "ok": True, "status": 200, "body": body.decode("utf-8", "replace")})
+                elif 300 <= status < 400:
+                    out.append({**base, "ok": False, "status": status, "error": "redirect",
+                                "detail": f"HTTP {status} redirect: redirects are not followed"})
                 else:
                     out.append({**base, "ok": False, "status": status, "error": "http", "detail": f"HTTP {status}"})
                 continue
