@@ -12,11 +12,13 @@ Also: the placeholders of the script are substituted in one pass, so a secret th
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import secrets
 import shutil
 import socket
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -141,3 +143,67 @@ def test_placeholders_are_substituted_in_one_pass():
     assert export.count("@TARGETS@") == 2 and script.count("@TARGETS@") == 2
     assert "probe \"$@\"' _ 0 " in script and script.count("timeout 8 bash -c 'probe") == 1
     assert subprocess.run(["bash", "-n"], input=script, text=True, capture_output=True).returncode == 0
+
+
+_NETNS_SERVER = r"""
+import socket, sys, threading
+s = socket.create_server(("127.0.0.1", int(sys.argv[1])))
+print("ready", flush=True)
+def read(c):
+    buf = b""
+    while True:
+        try:
+            chunk = c.recv(4096)
+        except OSError:
+            return
+        if not chunk:
+            return
+        buf += chunk
+        print(buf[:4].hex(), flush=True)
+while True:
+    c, _ = s.accept()
+    threading.Thread(target=read, args=(c,), daemon=True).start()
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("ip"), reason="needs root and iproute2 (network namespaces)")
+def test_no_secret_on_any_argv_with_the_netns_shell_transport():
+    """The same promise through the real NetnsShellTransport (`ip netns exec NS bash -s`), in a namespace of
+    its own with a holding server inside it."""
+    from validators.transports.netns import NetnsShellTransport
+
+    ns = "vmqargv-" + secrets.token_hex(4)
+    key = "netns-key-" + secrets.token_hex(8) + "'$(id)\""
+    cookie = "netns-cookie-" + secrets.token_hex(8)
+    basic = base64.b64encode(f"{key}:".encode()).decode()
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    server = None
+    try:
+        subprocess.run(["ip", "-n", ns, "link", "set", "lo", "up"], check=True)
+        server = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-c", _NETNS_SERVER, "18081"],
+                                  stdout=subprocess.PIPE, text=True)
+        assert server.stdout.readline().strip() == "ready"
+        seen_heads: list[str] = []
+        threading.Thread(target=lambda: seen_heads.extend(iter(server.stdout.readline, "")), daemon=True).start()
+        job = {"source": "VerneMQ@127.0.0.1", "source_host": "127.0.0.1", "netns": ns, "timeout": 30,
+               "cookie": cookie, "epmd_port": 18081, "cluster_port": 18081, "concurrency": 2,
+               "targets": [{"name": "VerneMQ@127.0.0.1", "host": "127.0.0.1"}],
+               "view": {"url": "http://127.0.0.1:18081", "api_key": key}}
+        result: list = []
+        runner = threading.Thread(target=lambda: result.extend(NetnsShellTransport().run_one(job)), daemon=True)
+        runner.start()
+        get, names = b"GET ".hex(), b"\x00\x01n".hex()[:8]
+        assert _wait(lambda: any(h.startswith(get) for h in seen_heads)
+                     and any(h.startswith(names[:6]) for h in seen_heads)), seen_heads
+        seen = all_cmdlines() + all_cmdlines()
+        assert any(b"/dev/tcp" in c for c in seen), "the request children in the namespace were seen"
+        for secret in (key, basic, cookie):
+            assert not [c for c in seen if secret.encode() in c], "a secret is on a process argv"
+    finally:
+        pids = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True).stdout.split()
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError, ValueError):
+                os.kill(int(pid), 9)
+        if server is not None:
+            server.wait(timeout=10)
+        subprocess.run(["ip", "netns", "del", ns], check=False)
