@@ -92,7 +92,7 @@ def _check_report_paths(args: argparse.Namespace) -> None:
         if p.is_dir():
             raise InputError(field, f"{path} is a directory.", f"name a file in it, e.g. {p / 'report'}.")
         real = os.path.realpath(path)
-        if real in seen:
+        if real in seen and not (p.exists() and (p.is_char_device() or p.is_fifo())):  # /dev/null twice is fine
             raise InputError(field, f"{path} is also given to {seen[real]}.", "give each report its own file.")
         seen[real] = field
         parent = p.absolute().parent
