@@ -143,7 +143,8 @@ def test_report_path_that_is_a_directory_fails_before_any_result(tmp_path, capsy
     (tmp_path / "afile").write_text("")
     assert main(["plan", "-f", str(m), "--report-json", str(tmp_path / "afile" / "r.json")]) == 2
     one_line_error(capsys.readouterr().err, "--report-json")
-    assert main(["plan", "-f", str(m), "--report-json", str(tmp_path / "r"), "--report-junit", str(tmp_path / "r")]) == 2
+    same = str(tmp_path / "r")
+    assert main(["plan", "-f", str(m), "--report-json", same, "--report-junit", same]) == 2
     one_line_error(capsys.readouterr().err, "--report-junit")
     assert main(["plan", "-f", str(m), "--report-json", "/dev/null", "--report-junit", "/dev/null"]) in (0, 1)
 

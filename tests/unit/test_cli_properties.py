@@ -43,14 +43,16 @@ good_duration = st.sampled_from(["1s", "500ms", "2"]).map(lambda s: (s, False))
 bad_duration = st.sampled_from(["9" * 400 + "h", "99999999h", "five", "1d", "-1s", "١٠s", "", "1s\n2s"]).map(
     lambda s: (s, True))
 good_port = st.sampled_from(["1883", "4369/TCP", "53/UDP"]).map(lambda s: (s, False))
-bad_port = st.sampled_from(["١٨٨٣", "1883/", "0", "65536", "1883/XTP", "+1883", "", "/TCP"]).map(lambda s: (s, True))
+bad_port = st.sampled_from(["١٨٨٣", "1883/", "0", "65536", "1883/XTP", "+1883", "", "/TCP"]).map(
+    lambda s: (s, True))
 junk_text = st.text(max_size=200)
 junk_bytes = st.binary(max_size=300)
 
 bad_file_bytes = st.one_of(
     junk_bytes.filter(lambda b: _not_utf8(b)),
     st.integers(500, 5000).map(lambda n: b"[" * n),
-    st.sampled_from([b"a: [", b"- 1\n- 2\n", b"42", b"\x00\xff", b"? [a]\n: b\n", b"&a [*a]", b"!!python/object:os.system {}"]),
+    st.sampled_from([b"a: [", b"- 1\n- 2\n", b"42", b"\x00\xff", b"? [a]\n: b\n", b"&a [*a]",
+                     b"!!python/object:os.system {}"]),
 )
 
 
@@ -90,9 +92,10 @@ def report_options(draw):
     if draw(st.booleans()):
         argv += ["--fail-on", draw(st.sampled_from(["error", "warning", "info", "never"]))]
     if draw(st.booleans()):
-        f, bad = draw(a_file(b"checks: {TRAFFIC-002: {severity: warning}}\n", bad=st.one_of(bad_file_bytes, st.sampled_from([
+        bad_policies = st.one_of(bad_file_bytes, st.sampled_from([
             b"checks: {TRAFFIC-003: {options: {cloud: Azure}}}", b"checks: {CLIENTS-001: {options: {tolerance: -1}}}",
-            b"checks: {TRAFFIC-008: {options: {ws_path: ''}}}", b"checks: {NOPE-001: {}}", b"checks: 5"]))))
+            b"checks: {TRAFFIC-008: {options: {ws_path: ''}}}", b"checks: {NOPE-001: {}}", b"checks: 5"]))
+        f, bad = draw(a_file(b"checks: {TRAFFIC-002: {severity: warning}}\n", bad=bad_policies))
         argv += ["--policy", f]
         invalid = _worst(invalid, bad)
     if draw(st.booleans()):

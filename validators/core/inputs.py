@@ -87,7 +87,8 @@ def whole_number(text: Any, field: str, lo: int = 1, hi: int | None = None) -> i
         raise InputError(field, f"{text!r} is not a whole number.", "write ASCII digits, e.g. 16.")
     n = int(s)
     if n < lo or (hi is not None and n > hi):
-        raise InputError(field, f"{n} is out of range.", f"use {lo} to {hi}." if hi is not None else f"use {lo} or more.")
+        span = f"use {lo} to {hi}." if hi is not None else f"use {lo} or more."
+        raise InputError(field, f"{n} is out of range.", span)
     return n
 
 
