@@ -149,6 +149,14 @@ def test_report_path_that_is_a_directory_fails_before_any_result(tmp_path, capsy
     assert main(["plan", "-f", str(m), "--report-json", "/dev/null", "--report-junit", "/dev/null"]) in (0, 1)
 
 
+@pytest.mark.skipif(not Path("/dev/zero").exists(), reason="no /dev/zero")
+def test_an_endless_input_file_is_refused_not_read_forever(capsys):
+    assert main(["plan", "-f", "/dev/zero"]) == 2
+    one_line_error(capsys.readouterr().err, "-f")
+    assert main(["plan", "-f", "/dev/null", "--policy", "/dev/zero"]) == 2
+    one_line_error(capsys.readouterr().err, "--policy")
+
+
 def test_binary_capture_log_in_a_replay_folder(tmp_path, capsys):
     phase = tmp_path / "phase"
     phase.mkdir()

@@ -78,6 +78,9 @@ def _files(paths: Iterable[str]) -> list[Path | str]:
             out.extend(found)
         elif path.is_file():
             out.append(path)
+        elif path.exists():
+            raise InputError("-f", f"{p} is not a regular file (a device, FIFO or socket).",
+                             "render the manifests into a file first, or pipe them in with -f -.")
         else:
             raise InputError("-f", f"{p} does not exist.", "pass a file, a folder, or - for stdin.")
     return out

@@ -18,6 +18,8 @@ from .errors import InputError
 #: ASCII digits only: ``int()`` and ``\\d`` also accept other scripts' digits (``١٨٨٣``)
 _INT = re.compile(r"[0-9]+")
 _FLOAT = re.compile(r"[0-9]+(?:\.[0-9]+)?|\.[0-9]+")
+#: no input file is larger (rendered manifests of a big release are a few MiB); /dev/zero ends here, not never
+MAX_INPUT_BYTES = 64 << 20
 
 
 def decode(data: bytes, field: str, what: str) -> str:
@@ -36,10 +38,18 @@ def read_text(path: str | os.PathLike, field: str, fix: str = "pass a readable t
     try:
         if p.is_dir():
             raise InputError(field, f"{p} is a directory.", fix)
-        data = p.read_bytes()
+        with open(p, "rb") as fh:
+            data = fh.read(MAX_INPUT_BYTES + 1)
     except OSError as exc:
         raise InputError(field, f"cannot read {p}: {exc.strerror or type(exc).__name__}.", fix) from None
+    _cap(data, field, str(p))
     return decode(data, field, str(p))
+
+
+def _cap(data: bytes, field: str, what: str) -> None:
+    if len(data) > MAX_INPUT_BYTES:
+        raise InputError(field, f"{what} is larger than {MAX_INPUT_BYTES >> 20} MiB.",
+                         "pass the YAML file itself (not a device, an archive or a whole dump).")
 
 
 def read_stdin(stream: TextIO | None, field: str) -> str:
@@ -50,8 +60,11 @@ def read_stdin(stream: TextIO | None, field: str) -> str:
     try:
         buf = getattr(stream, "buffer", None)
         if buf is not None:
-            return decode(buf.read(), field, "stdin")
-        text = stream.read()
+            data = buf.read(MAX_INPUT_BYTES + 1)
+            _cap(data, field, "stdin")
+            return decode(data, field, "stdin")
+        text = stream.read(MAX_INPUT_BYTES + 1)
+        _cap(text.encode("utf-8", "surrogateescape"), field, "stdin")
     except OSError as exc:
         raise InputError(field, f"cannot read stdin: {exc.strerror or type(exc).__name__}.",
                          "pipe the manifests in or pass a file.") from None
