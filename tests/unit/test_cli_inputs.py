@@ -99,6 +99,8 @@ def test_garbage_kubeconfig(tmp_path, capsys, kubeconfig):
 @pytest.mark.parametrize("argv,field", [
     (["--heartbeat", "9" * 400 + "h"], "--heartbeat"),
     (["--heartbeat", "99999999h"], "--heartbeat"),
+    (["--entry", "tcp://127.0.0.1:1883", "--heartbeat", "1h", "--interval", "0.000001ms"], "--interval"),
+    (["--entry", "tcp://127.0.0.1:1883", "--heartbeat", "168h", "--interval", "1s"], "--heartbeat"),
     (["--sample-interval", "١٠s"], "--sample-interval"),
     (["--timeout", "nan"], "--timeout"),
     (["--timeout", "1e400"], "--timeout"),

@@ -184,6 +184,12 @@ class Clients(ReportCommand):
         hb_interval = parse_duration(args.interval, "--interval")
         if heartbeat_s is not None and not entries:
             raise InputError("--heartbeat", "needs entry points.", "add --canary or --entry URL.")
+        if heartbeat_s is not None and hb_interval < 0.1:
+            raise InputError("--interval", f"{args.interval} is shorter than 100ms.",
+                             "use e.g. 1s (one canary round per interval).")
+        if heartbeat_s is not None and heartbeat_s / hb_interval > 100_000:
+            raise InputError("--heartbeat", f"{args.heartbeat} at --interval {args.interval} is more than 100000 "
+                             "rounds.", "use a longer --interval or a shorter --heartbeat.")
         if heartbeat_s is not None and not 0 < hb_interval <= heartbeat_s:
             raise InputError("--interval", f"{args.interval} does not fit into --heartbeat {args.heartbeat}.",
                              "use an interval shorter than the heartbeat.")
