@@ -41,6 +41,19 @@ CASES = {
                        "vernemq_preflight_target_version"),
     "backlog threshold type": ("playbooks/preflight.yml", {"vernemq_preflight_max_offline_messages": "lots"},
                                "vernemq_preflight_max_offline_messages"),
+    # careless values: a list typed as a string, a trailing newline, a folder as the profile
+    "commands as a string": ("site.yml", {"vernemq_validate_commands": "plan cluster"},
+                             'vernemq_validate_commands must be a list, e.g. ["plan", "cluster"]'),
+    "step commands as a string": ("playbooks/upgrade.yml", {"vernemq_deploy_upgrade_step_commands": "[clients]"},
+                                  'vernemq_deploy_upgrade_step_commands must be a list'),
+    "namespace with a newline": ("playbooks/deploy.yml", {"vernemq_namespace": "vernemq\n"},
+                                 'vernemq_namespace ("vernemq\\n")'),
+    "profile is a folder": ("playbooks/deploy.yml", {"vernemq_profile": "charts/vernemq/ci"},
+                            "vernemq_profile: charts/vernemq/ci is a directory"),
+    "profile path missing": ("playbooks/deploy.yml", {"vernemq_profile": "envs/prod.yaml"},
+                             "vernemq_profile: the values file envs/prod.yaml does not exist"),
+    "target version with junk": ("playbooks/upgrade.yml", {"vernemq_preflight_target_version": "2.1.2 latest"},
+                                 "vernemq_preflight_target_version"),
 }
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from tests.lab import Lab, can_build
 from validators.collect import distribution as coll
 from validators.collect.targets import parse_targets
+from validators.core.secret import reveal
 from validators.transports.netns import NetnsTransport
 
 
@@ -50,7 +51,7 @@ def _slowest_single(spec, timeout, sample):
     for src, dst in sample:
         s = spec.node(src)
         job = {"source": src, "source_host": s.host, "netns": s.netns, "targets": [{"name": dst, "host": spec.node(dst).host}],
-               "epmd_port": spec.epmd_port, "cluster_port": spec.cluster_port, "cookie": spec.cookie,
+               "epmd_port": spec.epmd_port, "cluster_port": spec.cluster_port, "cookie": reveal(spec.cookie),
                "timeout": timeout, "concurrency": 1}
         dt, _ = _timed(lambda: t.run([job]))
         if dt > worst:

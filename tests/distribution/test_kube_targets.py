@@ -70,8 +70,8 @@ def test_pods_become_nodes_with_ports_range_and_secrets(fake):
     assert [(n.pod, n.namespace, n.container, n.http) for n in spec.nodes][0] == (
         "r1-vernemq-0", NS, "vernemq", "http://10.1.0.10:8888")
     assert spec.dist_port_range == (9100, 9104) and meta["dist_port_range_from"] == "annotation"
-    assert spec.cookie == COOKIE and "r1-vernemq-cookie" in meta["cookie_from"]
-    assert spec.api_key == API_KEY
+    assert spec.cookie.reveal() == COOKIE and "r1-vernemq-cookie" in meta["cookie_from"]
+    assert spec.api_key.reveal() == API_KEY
     assert meta["pods_skipped"] == ["r1-vernemq-2 (Pending, no IP)"]
     assert redact.scrub(f"x {COOKIE} y {API_KEY}") == "x *** y ***"
     assert COOKIE not in repr(spec) and API_KEY not in repr(spec)
@@ -88,7 +88,7 @@ def test_kubernetes_discovery_names_follow_the_official_image(fake):
     assert [n.name for n in spec.nodes] == ["VerneMQ@r1-vernemq-0.r1-vernemq-headless.vmq.svc.cluster.local"]
     assert spec.dist_port_range == (9200, 9209) and meta["dist_port_range_from"] == "env"
     # no secretKeyRef in env: the labelled Secret is found instead
-    assert spec.cookie == COOKIE and "labelled" not in meta["cookie_from"]
+    assert spec.cookie.reveal() == COOKIE and "labelled" not in meta["cookie_from"]
 
 
 def test_forbidden_secrets_are_not_fatal_and_say_why(fake):

@@ -28,9 +28,11 @@ from urllib.parse import urlparse
 
 import paho.mqtt.client as mqtt
 
-from ..core import redact
+from ..core.addr import host_port
 from ..core.errors import InputError
+from ..core.inputs import url_port
 from ..core.model import Unavailable
+from ..core.secret import PASSWORD, Secret, reveal
 from .model import CanaryResult, SessionView
 
 _SCHEMES = {"tcp": ("tcp", False), "mqtt": ("tcp", False), "ssl": ("tcp", True), "mqtts": ("tcp", True),
@@ -65,12 +67,128 @@ def parse_entry(spec: str, where: str = "--entry") -> Entry:
         raise InputError(where, "credentials may not be written into an entry URL.",
                          "use --canary-user and --canary-password-env.")
     transport, tls = _SCHEMES[u.scheme]
-    try:
-        port = u.port or _DEFAULT_PORTS[(transport, tls)]
-    except ValueError:
-        raise InputError(where, f"{spec!r} has an invalid port.", "use a port from 1 to 65535.") from None
+    port = url_port(u, where, spec) or _DEFAULT_PORTS[(transport, tls)]  # ":0" is refused, not the default
     path = u.path or "/mqtt"
     return Entry(name=name or url, url=url, host=u.hostname, port=port, transport=transport, tls=tls, path=path)
+
+
+#: the most a WebSocket handshake answer's head may be (a server streaming bytes without end is cut here)
+WS_HEAD_MAX = 64 << 10
+#: how long the driver waits past the deadline for a connect worker to say what hung
+CONNECT_GRACE = 1.0
+
+
+class _ConnectFailure(Exception):
+    """A connect attempt that failed for a reason the guard knows better than paho's exception."""
+
+
+class _HandshakeGuard:
+    """The socket under paho's WebSocket handshake (paho 2.2 reads the answer one byte at a time, with a
+    per-recv timeout only, and loops forever on a closed connection). While armed, every recv gets what is
+    left of the canary's deadline, the answer's head is capped at WS_HEAD_MAX bytes, and a closed
+    connection is an error; disarmed after the handshake, it passes everything through."""
+
+    def __init__(self, sock, deadline: float, where: str, timeout: float):
+        self._sock, self._deadline, self._where, self._timeout = sock, deadline, where, timeout
+        self._armed, self._got = True, 0
+
+    def recv(self, n: int, *args):
+        if not self._armed:
+            return self._sock.recv(n, *args)
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise self._late()
+        self._sock.settimeout(left)
+        try:
+            data = self._sock.recv(n, *args)
+        except (socket.timeout, TimeoutError):
+            raise self._late() from None
+        if not data:
+            raise _ConnectFailure(f"{self._where} accepted the TCP connection, then closed it during the "
+                                  "WebSocket handshake (no WebSocket/MQTT listener there?)")
+        self._got += len(data)
+        if self._got > WS_HEAD_MAX:
+            raise _ConnectFailure(f"{self._where} accepted the TCP connection, but its answer to the WebSocket "
+                                  f"handshake went on past {WS_HEAD_MAX} bytes without ending (not a WebSocket "
+                                  "listener?)")
+        return data
+
+    def _late(self) -> _ConnectFailure:
+        if self._got == 0:
+            return _ConnectFailure(f"{self._where} accepted the TCP connection, but no WebSocket/MQTT answer came "
+                                   f"within {self._timeout:g}s")
+        return _ConnectFailure(f"{self._where} accepted the TCP connection, but its WebSocket handshake answer "
+                               f"did not end within {self._timeout:g}s ({self._got} bytes)")
+
+    def disarm(self) -> None:
+        self._armed = False
+
+    def __getattr__(self, name: str):
+        return getattr(self._sock, name)
+
+
+class _Client(mqtt.Client):
+    """paho's client with the connect steps bounded by the canary's deadline and named when they fail.
+    Overrides ``_create_socket`` (paho 2.2, pinned in requirements/lock.txt) to put a
+    :class:`_HandshakeGuard` under the WebSocket handshake, and ``_ssl_wrap_socket`` to run the TLS
+    handshake non-blocking against the deadline (paho's blocking one has per-recv timeouts only, so a
+    server trickling a TLS record would hold the connect worker, and with it the pool, for hours)."""
+
+    vmq_deadline = 0.0
+    vmq_timeout = 5.0
+    vmq_stage = ""
+
+    def _create_socket(self):
+        if self._transport == "unix":  # pragma: no cover - no canary uses it
+            return super()._create_socket()
+        sock = self._create_socket_connection()
+        self.vmq_stage = "tcp"
+        try:
+            if self._ssl:
+                sock = self._ssl_wrap_socket(sock)
+                self.vmq_stage = "tls"
+            if self._transport != "websockets":
+                return sock
+            guard = _HandshakeGuard(sock, self.vmq_deadline, host_port(self._host, self._port), self.vmq_timeout)
+            # host only feeds the Host/Origin headers: an IPv6 literal needs its brackets there
+            ws = mqtt._WebsocketWrapper(socket=guard, host=host_port(self._host), port=self._port,
+                                        is_ssl=self._ssl, path=self._websocket_path,
+                                        extra_headers=self._websocket_extra_headers)
+        except BaseException:
+            sock.close()  # paho never saw this socket: close it here
+            raise
+        guard.disarm()
+        self.vmq_stage = "websocket"
+        return ws
+
+    def _ssl_wrap_socket(self, tcp_sock):
+        where = host_port(self._host, self._port)
+        ssl_sock = self._ssl_context.wrap_socket(tcp_sock, server_hostname=self._host, do_handshake_on_connect=False)
+        ssl_sock.setblocking(False)
+        while True:
+            left = self.vmq_deadline - time.monotonic()
+            if left <= 0:
+                raise _ConnectFailure(f"{where} accepted the TCP connection, but the TLS handshake did not finish "
+                                      f"within {self.vmq_timeout:g}s")
+            try:
+                ssl_sock.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                selectors_wait(ssl_sock, selectors.EVENT_READ, left)
+            except ssl.SSLWantWriteError:
+                selectors_wait(ssl_sock, selectors.EVENT_WRITE, left)
+        ssl_sock.setblocking(True)
+        ssl_sock.settimeout(self._connect_timeout)
+        # paho would call ssl.match_hostname when the context does not check host names itself; its
+        # tls_set_context makes that case "insecure" (no check), which is what --canary-insecure asks for
+        return ssl_sock
+
+
+def selectors_wait(sock, event: int, timeout: float) -> None:
+    """Wait until ``sock`` is ready for ``event`` or ``timeout`` passes (the caller checks its deadline)."""
+    with selectors.DefaultSelector() as sel:
+        sel.register(sock, event)
+        sel.select(timeout)
 
 
 @dataclass
@@ -78,7 +196,7 @@ class CanaryOptions:
     timeout: float = 5.0
     keepalive: int = 30
     username: str | None = None
-    password: str | None = field(default=None, repr=False)
+    password: Secret | None = field(default=None, repr=False)
     ca_file: str | None = None
     insecure: bool = False
     topic_prefix: str = "vmq-canary"
@@ -86,7 +204,7 @@ class CanaryOptions:
     cleanup: bool = True
 
     def __post_init__(self):
-        redact.register(self.password)
+        self.password = Secret.coerce(self.password, "the canary's MQTT password", PASSWORD)
 
 
 def new_client_id(prefix: str = "vmq-canary") -> str:
@@ -111,6 +229,7 @@ class _Canary:
         self._puback = False
         self._got = False
         self._expect_close = False
+        self._grace = False
         self.connecting = None
         self.pool: ThreadPoolExecutor | None = None
         self.waker: socket.socket | None = None
@@ -118,8 +237,9 @@ class _Canary:
     # ---------------------------------------------------------------- paho plumbing
     def _make(self, clean: bool) -> mqtt.Client:
         e, o = self.entry, self.opts
-        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.result.client_id, clean_session=clean,
-                        protocol=mqtt.MQTTv311, transport=e.transport)
+        c = _Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.result.client_id, clean_session=clean,
+                    protocol=mqtt.MQTTv311, transport=e.transport)
+        c.vmq_deadline, c.vmq_timeout = time.monotonic() + o.timeout, o.timeout
         if e.transport == "websockets":
             c.ws_set_options(path=e.path)
         if e.tls:
@@ -129,7 +249,7 @@ class _Canary:
                 ctx.verify_mode = ssl.CERT_NONE
             c.tls_set_context(ctx)
         if o.username:
-            c.username_pw_set(o.username, o.password)
+            c.username_pw_set(o.username, reveal(o.password))
         c.on_connect = self._on_connect
         c.on_subscribe = self._on_subscribe
         c.on_publish = self._on_publish
@@ -161,16 +281,24 @@ class _Canary:
 
     def _blocking_connect(self, client: mqtt.Client) -> str | None:
         e = self.entry
+        where = host_port(e.host, e.port)
         try:
             client.connect(e.host, e.port, keepalive=self.opts.keepalive)
+        except _ConnectFailure as exc:
+            return str(exc)
         except ConnectionRefusedError as exc:
-            return f"connection refused by {e.host}:{e.port} ({exc.strerror})"
+            return f"connection refused by {where} ({exc.strerror})"
         except (socket.timeout, TimeoutError):
-            return f"no TCP answer from {e.host}:{e.port} within {self.opts.timeout:g}s"
+            if getattr(client, "vmq_stage", "") == "tcp" and e.tls:
+                return f"{where} accepted the TCP connection, but the TLS handshake did not finish within " \
+                       f"{self.opts.timeout:g}s"
+            if getattr(client, "vmq_stage", ""):
+                return f"{where} accepted the connection, but no MQTT answer came within {self.opts.timeout:g}s"
+            return f"no TCP answer from {where} within {self.opts.timeout:g}s"
         except ssl.SSLError as exc:
-            return f"TLS handshake with {e.host}:{e.port} failed ({exc.reason or exc})"
+            return f"TLS handshake with {where} failed ({exc.reason or exc})"
         except OSError as exc:
-            return f"cannot connect to {e.host}:{e.port} ({exc.strerror or exc})"
+            return f"cannot connect to {where} ({exc.strerror or exc})"
         except Exception as exc:  # noqa: BLE001 - paho raises its own types for the WebSocket handshake
             return f"cannot connect to {e.url}: {type(exc).__name__}: {exc}"
         return None
@@ -294,6 +422,17 @@ class _Canary:
             self.done = True
 
     def on_deadline(self) -> None:
+        if self.connecting is not None:
+            # the connect worker is bounded by the same deadline and names the step that hung: its reason
+            # beats a bare "no connect" (take it if it is there, else give it a moment)
+            if self.connecting.done():
+                self.poll_connect()
+                if self.done:
+                    return
+            elif not self._grace:
+                self._grace = True
+                self.deadline += CONNECT_GRACE
+                return
         stage = self.result.stage
         nxt = {"": "connect", "connect": "CONNACK", "connack": "SUBACK", "subscribe": "PUBACK and the message",
                "publish": "its own message back (published QoS 1, PUBACK received, never delivered)",

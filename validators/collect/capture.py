@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from ..core.inputs import read_text
 from ..core.model import Unavailable
 
 _LOG_LINE = re.compile(r"^(?P<file>node\d+_[\w.-]+?)\s+<-\s+GET\s+(?P<url>\S+).*?->\s+HTTP\s+(?P<code>\d{3})")
@@ -40,7 +41,8 @@ class CaptureDir:
         self.captured_at: str | None = None
         log = path / "_capture_log.txt"
         if log.is_file():
-            for line in log.read_text(errors="replace").splitlines():
+            text = read_text(log, "--replay", "the capture log must be the text file the capture script wrote.")
+            for line in text.splitlines():
                 line = line.strip()
                 if m := _LOG_LINE.match(line):
                     self.log[m.group("file")] = (m.group("url"), int(m.group("code")))

@@ -28,9 +28,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
+from urllib.parse import urlparse
 
+from ..core.addr import url as node_url
 from ..core.model import Facts, NotApplicable, Unavailable
-from ..vernemq.http import HttpFailure, NodeHttp, session_show_path
+from ..core.secret import API_KEY, Secret
+from ..vernemq.http import (DEFAULT_MAX_BYTES, DEFAULT_STREAM_MAX_BYTES, DEFAULT_STREAM_TIMEOUT, HttpBadBody,
+                             HttpBadStatus, HttpFailure, HttpRedirect, HttpTimeout, HttpTooLarge, JsonError, NodeHttp,
+                             loads, session_show_path)
 from ..vernemq.parse import (Health, ListenerConns, Member, Metrics, NodeStatus, ParseError, SESSION_COLUMNS,
                              parse_cluster_show, parse_health, parse_listener_show, parse_metrics,
                              parse_status_json)
@@ -276,8 +281,7 @@ def sample_cluster(clients: Mapping[str, NodeHttp], label: str, with_api: bool,
 def node_clients(spec: ClusterSpec, timeout: float = 5.0) -> dict[str, NodeHttp]:
     out = {}
     for n in spec.nodes:
-        url = n.http or f"http://{n.host}:8888"
-        out[n.name] = NodeHttp(url, api_key=spec.api_key, timeout=timeout)
+        out[n.name] = NodeHttp(n.http or node_url("http", n.host, 8888), api_key=spec.api_key, timeout=timeout)
     return out
 
 
@@ -299,14 +303,14 @@ def _parsed(cap: CaptureDir, fname: str | None, what: str, parse: Callable[[byte
         return parse(body, code)
     except ParseError as exc:
         return Unavailable(f"{what} ({fname}): malformed ({exc})")
+    except JsonError as exc:
+        return Unavailable(f"{what} ({fname}): the file {exc}")
     except ValueError as exc:
-        return Unavailable(f"{what} ({fname}): not JSON ({exc})")
+        return Unavailable(f"{what} ({fname}): not readable ({exc})")
 
 
 def _json(data: bytes) -> Any:
-    import json
-
-    return json.loads(data)
+    return loads(data)
 
 
 def _api_files(cap: CaptureDir, pre: str, name: str) -> str | None:
@@ -423,88 +427,118 @@ class PodProxyHttp:
 
     ``GET /api/v1/namespaces/NS/pods/POD:PORT/proxy/PATH``; the API key travels as ``x-api-key``
     (the Authorization header belongs to the API server), which VerneMQ 2.1 accepts as well.
+    The same rules as :class:`~validators.vernemq.http.NodeHttp`: no redirects (a 3xx is an
+    HttpRedirect, the request is not repeated), an overall deadline per request checked between reads
+    (each read waits at most the client's read timeout), a body cap, and typed failures.
     """
 
-    def __init__(self, kube: Any, namespace: str, pod: str, port: int, api_key: str | None = None):
-        from ..core import redact
-
+    def __init__(self, kube: Any, namespace: str, pod: str, port: int, api_key: "Secret | str | None" = None,
+                 max_bytes: int = DEFAULT_MAX_BYTES, stream_timeout: float = DEFAULT_STREAM_TIMEOUT,
+                 stream_max_bytes: int = DEFAULT_STREAM_MAX_BYTES):
         self.kube, self.namespace, self.pod, self.port = kube, namespace, pod, port
-        self.api_key = api_key
+        self.api_key = Secret.coerce(api_key, "the API key", API_KEY)
         self.key_header = True
+        self.max_bytes, self.stream_timeout, self.stream_max_bytes = max_bytes, stream_timeout, stream_max_bytes
         self.base_url = f"pod {namespace}/{pod}:{port} (API server proxy)"
-        redact.register(api_key)
+        t = kube.timeout
+        self.timeout = float(sum(t)) if isinstance(t, (tuple, list)) else float(t or 30)
 
     def _call(self, path: str, auth: bool):
-        """The RESTResponse (body not read yet) of GET ``path`` on the pod, through the API server."""
+        """The urllib3 response (body not read yet) of GET ``path`` on the pod, through the API server."""
+        import urllib3
+
         ac = self.kube.api_client
         url = f"/api/v1/namespaces/{self.namespace}/pods/{self.pod}:{self.port}/proxy{path}"
         # VerneMQ's flags ("--node", "--limit=5") stay verbatim in the path: query_params would add "="
-        headers = {"x-api-key": self.api_key} if auth and self.api_key else {}
-        method, full, hdrs, body, post = ac.param_serialize("GET", url, header_params=headers,
-                                                            auth_settings=["BearerToken"])
-        return ac.call_api(method, full, header_params=hdrs, body=body, post_params=post,
-                           _request_timeout=self.kube.timeout)
+        headers = {"x-api-key": self.api_key.reveal()} if auth and self.api_key else {}
+        _method, full, hdrs, _body, _post = ac.param_serialize("GET", url, header_params=headers,
+                                                               auth_settings=["BearerToken"])
+        t = self.kube.timeout
+        conn_t, read_t = (t[0], t[1]) if isinstance(t, (tuple, list)) else (t, t)
+        # the pool manager itself: call_api would follow redirects (and carry x-api-key along)
+        return ac.rest_client.pool_manager.request("GET", full, headers=hdrs, preload_content=False,
+                                                   redirect=False, retries=False,
+                                                   timeout=urllib3.Timeout(connect=conn_t, read=read_t))
 
-    def _why(self, path: str, status: int) -> HttpFailure:
+    def _fail(self, cls: type, path: str, detail: str, status: int | None = None) -> HttpFailure:
+        return cls(f"GET {path} on {self.base_url}: {detail}", status, detail)
+
+    def _why(self, path: str, status: int, location: str | None = None) -> HttpFailure:
+        if 300 <= status < 400:
+            host = urlparse(location or "").hostname if location else None
+            where = f" to {host}" if host else ""
+            return self._fail(HttpRedirect, path, f"HTTP {status} redirect{where}: redirects are not followed "
+                              "(the API key goes only to the pod asked)", status)
         why = ("401 Unauthorized: the API key is missing or has the wrong scope (needs mgmt for /api/v1)"
                if status == 401 else f"HTTP {status}")
         if status in (403, 404, 503):
             why += " (from the API server or the pod: check RBAC for pods/proxy and that the pod is ready)"
-        return HttpFailure(f"GET {path} on {self.base_url}: {why}", status)
+        return self._fail(HttpBadStatus, path, why, status)
 
     def _failure(self, exc: BaseException, path: str) -> HttpFailure:
         from .kubeclient import explain_error
 
+        if isinstance(exc, HttpFailure):
+            return exc
         try:
             return HttpFailure(explain_error(exc, f"{path} on {self.base_url}"))
         except Exception:  # noqa: BLE001 - explain_error re-raises what it does not know
             return HttpFailure(f"GET {path} on {self.base_url}: {type(exc).__name__}")
 
-    def get(self, path: str, auth: bool = False, ok: tuple[int, ...] = (200,)) -> tuple[int, bytes]:
+    def _open(self, path: str, auth: bool, ok: tuple[int, ...], stream: bool = False):
         try:
             resp = self._call(path, auth)
-            status, body = resp.status, resp.read()
         except Exception as exc:  # noqa: BLE001 - mapped to a reason
             raise self._failure(exc, path) from None
-        if status not in ok:
-            raise self._why(path, status)
-        return status, body
+        if resp.status not in ok:
+            resp.release_conn()
+            raise self._why(path, resp.status, resp.headers.get("Location"))
+        length = resp.headers.get("Content-Length")
+        cap = self.stream_max_bytes if stream else self.max_bytes
+        if length and length.strip().isdigit() and int(length) > cap:
+            resp.release_conn()
+            raise self._fail(HttpTooLarge, path, f"the answer is larger than {cap} bytes (the size cap)", resp.status)
+        return resp
+
+    def _chunks(self, resp, path: str, budget: float, chunk: int, cap: int):
+        deadline = time.monotonic() + budget
+        total = 0
+        try:
+            while True:
+                if time.monotonic() > deadline:
+                    raise self._fail(HttpTimeout, path, f"no complete answer within {budget:g}s")
+                data = resp.read1(chunk)
+                if not data:
+                    return
+                total += len(data)
+                if total > cap:
+                    raise self._fail(HttpTooLarge, path, f"the answer is larger than {cap} bytes (the size cap)",
+                                     resp.status)
+                yield data
+        except GeneratorExit:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            raise self._failure(exc, path) from None
+        finally:
+            resp.release_conn()
+
+    def get(self, path: str, auth: bool = False, ok: tuple[int, ...] = (200,)) -> tuple[int, bytes]:
+        resp = self._open(path, auth, ok)
+        return resp.status, b"".join(self._chunks(resp, path, self.timeout, 1 << 16, self.max_bytes))
 
     def get_json(self, path: str, auth: bool = False, ok: tuple[int, ...] = (200,)) -> Any:
         return self.get_json_status(path, auth, ok)[1]
 
     def get_json_status(self, path: str, auth: bool = False, ok: tuple[int, ...] = (200,)) -> tuple[int, Any]:
-        import json
-
         status, body = self.get(path, auth, ok)
         try:
-            return status, json.loads(body)
-        except ValueError:
-            raise HttpFailure(f"GET {path} on {self.base_url}: the answer is not JSON", status) from None
+            return status, loads(body)
+        except JsonError as exc:
+            raise self._fail(HttpBadBody, path, f"the answer {exc}", status) from None
 
     def stream(self, path: str, auth: bool = False, chunk: int = 1 << 20):
-        try:
-            resp = self._call(path, auth)
-        except Exception as exc:  # noqa: BLE001
-            raise self._failure(exc, path) from None
-        if resp.status != 200:
-            resp.read()
-            raise self._why(path, resp.status)
-        raw = resp.response
-
-        def chunks():
-            try:
-                while True:
-                    data = raw.read(chunk)
-                    if not data:
-                        return
-                    yield data
-            except Exception as exc:  # noqa: BLE001
-                raise self._failure(exc, path) from None
-            finally:
-                raw.release_conn()
-
-        return chunks()
+        resp = self._open(path, auth, (200,), stream=True)
+        return self._chunks(resp, path, max(self.timeout, self.stream_timeout), chunk, self.stream_max_bytes)
 
 
 _PROBE_WORDS = ("probe", "health")
@@ -553,7 +587,8 @@ def kube_sources(kube: Any, namespace: str, selector: str, in_cluster: bool, tim
     else:
         clients = {}
         for n in spec.nodes:
-            port = int((n.http or "http://x:8888").rsplit(":", 1)[1].split("/")[0])
+            port = urlparse(n.http).port if n.http else None
+            port = port or 8888
             clients[n.name] = PodProxyHttp(kube, namespace, n.pod or n.host, port, spec.api_key)
     try:
         svcs = kube.get_json(f"/api/v1/namespaces/{namespace}/services").get("items") or []

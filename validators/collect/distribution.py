@@ -13,13 +13,15 @@ Facts:
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from ..core import redact
+from ..core.addr import url
 from ..core.model import Facts, NotApplicable
+from ..core.secret import reveal
 from ..erldist.handshake import WELL_KNOWN_COOKIES
 from ..transports import Transport
+from ..vernemq.http import loads
 from ..vernemq.parse import ParseError, parse_cluster_show
 from .targets import ClusterSpec, Node
 
@@ -29,7 +31,7 @@ DEFAULT_HTTP_PORT = 8888
 
 
 def http_url(node: Node) -> str:
-    return node.http or f"http://{node.host}:{DEFAULT_HTTP_PORT}"
+    return node.http or url("http", node.host, DEFAULT_HTTP_PORT)
 
 
 def plan(spec: ClusterSpec) -> tuple[list[str], list[tuple[str, str]]]:
@@ -44,9 +46,11 @@ def plan(spec: ClusterSpec) -> tuple[list[str], list[tuple[str, str]]]:
 
 def build_jobs(spec: ClusterSpec, timeout: float = 3.0, concurrency: int = 16,
                views: bool = True) -> list[dict[str, Any]]:
-    """One probe job per source (secrets included: jobs go only to the transport, never to output)."""
+    """One probe job per source. A job is what goes on the wire to the probe (its stdin), so the secrets are
+    revealed here, and only here; jobs never reach output."""
     sources, pairs = plan(spec)
-    common = {"epmd_port": spec.epmd_port, "cluster_port": spec.cluster_port, "cookie": spec.cookie,
+    api_key = reveal(spec.api_key)
+    common = {"epmd_port": spec.epmd_port, "cluster_port": spec.cluster_port, "cookie": reveal(spec.cookie),
               "well_known_cookies": list(WELL_KNOWN_COOKIES), "timeout": timeout, "concurrency": concurrency}
     by_name = {n.name: n for n in spec.nodes}
     jobs = []
@@ -58,12 +62,12 @@ def build_jobs(spec: ClusterSpec, timeout: float = 3.0, concurrency: int = 16,
             job.update(source_host=node.host, netns=node.netns, pod=node.pod, namespace=node.namespace,
                        container=node.container)
             if views:
-                job["view"] = {"url": http_url(node), "api_key": spec.api_key}
+                job["view"] = {"url": http_url(node), "api_key": api_key}
         jobs.append(job)
     if spec.transport == "direct" and views:  #: the validator reads every node's view itself
         for node in spec.nodes:
             jobs.append({**common, "source": node.name, "targets": [],
-                         "view": {"url": http_url(node), "api_key": spec.api_key}})
+                         "view": {"url": http_url(node), "api_key": api_key}})
     return jobs
 
 
@@ -81,9 +85,9 @@ def parse_views(observations: list[dict], nodes: list[str]) -> dict[str, dict[st
             views[src] = {"ok": False, "reason": f"GET {o.get('url')}: {reason}"}
             continue
         try:
-            members = parse_cluster_show(json.loads(o.get("body", "")))
-        except ValueError as exc:  # JSONDecodeError and ParseError
-            why = str(exc) if isinstance(exc, ParseError) else "the answer is not JSON"
+            members = parse_cluster_show(loads(o.get("body", "")))
+        except ValueError as exc:  # JsonError (not JSON, nested too deeply) and ParseError
+            why = str(exc) if isinstance(exc, ParseError) else f"the answer {exc}"
             views[src] = {"ok": False, "reason": f"GET {o.get('url')}: {why}"}
             continue
         views[src] = {"ok": True, "members": [[m.node, m.running] for m in members]}

@@ -7,8 +7,8 @@ Shared by `vmq-validate distribution` and `vmq-validate clients`. Follows docs/c
 * container: the one with a port named ``epmd`` (else one named ``vernemq``, else the first).
 * ports by container-port name (``epmd``, ``cluster``, ``http``, ``mqtt``, ``mqtts``, ``ws``, ``wss``),
   falling back to 4369, 44053, 8888, 1883, 8883, 8080, 8443.
-* distribution range: pod annotation ``vernemq-toolkit/dist-port-range`` ("9100-9109"), else the env
-  ``DOCKER_VERNEMQ_ERLANG__DISTRIBUTION__PORT_RANGE__MINIMUM/MAXIMUM``, else 9100-9109.
+* distribution range: the env ``DOCKER_VERNEMQ_ERLANG__DISTRIBUTION__PORT_RANGE__MINIMUM/MAXIMUM`` (the
+  last definition wins), else the pod annotation ``vernemq-toolkit/dist-port-range`` ("9100-9109"), else 9100-9109.
 * node name, as the official image derives it (docker-vernemq ``vernemq.sh``): with env
   ``DOCKER_VERNEMQ_DISCOVERY_KUBERNETES`` set, ``VerneMQ@<pod>.<subdomain>.<ns>.svc.<cluster>``
   (subdomain = env ``DOCKER_VERNEMQ_KUBERNETES_SUBDOMAIN`` or ``spec.subdomain``; cluster = env
@@ -18,8 +18,9 @@ Shared by `vmq-validate distribution` and `vmq-validate clients`. Follows docs/c
 * cookie: the container env ``DOCKER_VERNEMQ_DISTRIBUTED_COOKIE`` (its ``secretKeyRef`` is followed),
   else the Secret labelled ``vernemq-toolkit/secret=erlang-cookie`` (+ instance), key ``cookie``.
   API key: the Secret labelled ``vernemq-toolkit/secret=api-key`` (+ instance), key ``api-key``.
-  Both are registered with the redactor the moment they are read; a Secret that cannot be read is
-  not fatal (``meta`` says why; kube-exec then uses each pod's own cookie).
+  Both become :class:`~validators.core.secret.Secret` objects the moment they are read (registered with
+  the redactor); a Secret that cannot be read is not fatal (``meta`` says why; kube-exec then uses each
+  pod's own cookie), but a value with a control character inside is an input error naming the Secret.
 """
 
 from __future__ import annotations
@@ -27,8 +28,9 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from ..core import redact
+from ..core.addr import url
 from ..core.errors import CollectionError, InputError
+from ..core.secret import API_KEY, COOKIE, Secret
 from .kubeclient import explain_error
 from .targets import ClusterSpec, Node
 
@@ -93,13 +95,14 @@ def parse_range(text: str, where: str) -> tuple[int, int]:
 
 
 def dist_range(pod: Any, env: dict[str, Any]) -> tuple[tuple[int, int], str]:
+    """The effective env (last definition wins: what the Erlang VM uses), else the annotation, else 9100-9109."""
     ann = (_get(pod, "metadata", "annotations") or {}).get(RANGE_ANNOTATION)
     pod_name = _get(pod, "metadata", "name")
-    if ann:
-        return parse_range(ann, f"pod {pod_name}: annotation {RANGE_ANNOTATION}"), "annotation"
     lo, hi = env.get(RANGE_ENV[0]), env.get(RANGE_ENV[1])
     if isinstance(lo, str) and isinstance(hi, str):
         return parse_range(f"{lo}-{hi}", f"pod {pod_name}: env {RANGE_ENV[0]}/MAXIMUM"), "env"
+    if ann:
+        return parse_range(ann, f"pod {pod_name}: annotation {RANGE_ANNOTATION}"), "annotation"
     return (9100, 9109), "default"
 
 
@@ -118,25 +121,24 @@ def node_name(pod: Any, env: dict[str, Any], namespace: str) -> str:
     return f"VerneMQ@{_get(pod, 'status', 'pod_ip') or _get(pod, 'status', 'podIP')}"
 
 
-def _secret_value(kube: Any, namespace: str, secret: Any, key: str) -> str | None:
+def _secret_value(kube: Any, namespace: str, secret: Any, key: str) -> Secret | None:
     data = _get(secret, "data") or {}
     raw = data.get(key)
     if raw is None:
         return None
     try:
-        value = base64.b64decode(raw).decode("utf-8").strip()
-    except (ValueError, UnicodeDecodeError):
+        value = base64.b64decode(raw)
+    except ValueError:
         return None
-    redact.register(value)
-    return value or None
+    name = _get(secret, "metadata", "name")
+    return Secret.coerce(value, f"Secret {namespace}/{name} key {key}", API_KEY if key == "api-key" else COOKIE)
 
 
-def read_cookie(kube: Any, namespace: str, env: dict[str, Any], instance: str | None) -> tuple[str | None, str]:
+def read_cookie(kube: Any, namespace: str, env: dict[str, Any], instance: str | None) -> tuple[Secret | None, str]:
     """(cookie or None, where it came from or why it is missing)."""
     ref = env.get(COOKIE_ENV)
     if isinstance(ref, str):
-        redact.register(ref)
-        return ref or None, f"env {COOKIE_ENV} (literal)"
+        return Secret.coerce(ref, f"env {COOKIE_ENV} (literal) of the pod"), f"env {COOKIE_ENV} (literal)"
     if ref is not None:
         sk = _get(ref, "value_from", "secret_key_ref") or _get(ref, "valueFrom", "secretKeyRef")
         if sk is not None:
@@ -150,7 +152,8 @@ def read_cookie(kube: Any, namespace: str, env: dict[str, Any], instance: str | 
     return _labelled_secret(kube, namespace, "erlang-cookie", "cookie", instance)
 
 
-def _labelled_secret(kube: Any, namespace: str, kind: str, key: str, instance: str | None) -> tuple[str | None, str]:
+def _labelled_secret(kube: Any, namespace: str, kind: str, key: str, instance: str | None
+                     ) -> tuple[Secret | None, str]:
     selector = f"vernemq-toolkit/secret={kind}" + (f",{INSTANCE}={instance}" if instance else "")
     try:
         secrets = kube.core().list_namespaced_secret(namespace, label_selector=selector,
@@ -190,8 +193,8 @@ def targets_from_kube(kube: Any, namespace: str, selector: str, transport: str =
         ports = container_ports(c)
         if first_env is None:
             first_env, first_pod = env, pod
-        nodes.append(Node(name=node_name(pod, env, namespace), host=ip, http=f"http://{ip}:{ports['http']}",
-                          mqtt=f"tcp://{ip}:{ports['mqtt']}", ws=f"ws://{ip}:{ports['ws']}/mqtt",
+        nodes.append(Node(name=node_name(pod, env, namespace), host=ip, http=url("http", ip, ports["http"]),
+                          mqtt=url("tcp", ip, ports["mqtt"]), ws=url("ws", ip, ports["ws"], "/mqtt"),
                           pod=pname, namespace=namespace, container=_get(c, "name")))
     if not nodes:
         raise CollectionError(f"none of the {len(pods)} pods matching {selector!r} is Running with an IP "

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from ..core.errors import CollectionError, InputError
+from ..core.inputs import load_yaml, read_text
 from ..core.model import Unavailable
 
 #: seconds for every API request (connect, read)
@@ -86,9 +87,16 @@ def connect(kubeconfig: str | None, context: str | None, in_cluster: bool = Fals
     if not context:
         raise InputError("--context", "no kube context given; the current context is never used implicitly.",
                          "name it: --context NAME (see `kubectl config get-contexts`).")
+    if kubeconfig is not None:  # a garbage file is bad input naming --kubeconfig, not a client traceback
+        raw = load_yaml(read_text(kubeconfig, "--kubeconfig", "pass --kubeconfig PATH to a readable kubeconfig."),
+                        "--kubeconfig", kubeconfig)
+        if not isinstance(raw, dict) or not isinstance(raw.get("contexts") or [], list) or not all(
+                isinstance(c, dict) and isinstance(c.get("name"), str) for c in raw.get("contexts") or []):
+            raise InputError("--kubeconfig", f"{kubeconfig} is not a kubeconfig (a mapping whose contexts are a list "
+                             "of {name, context}).", "pass the file `kubectl config view --raw` shows.")
     try:
         contexts, _active = config.list_kube_config_contexts(config_file=kubeconfig)
-    except (ConfigException, OSError) as exc:
+    except Exception as exc:  # noqa: BLE001 - ConfigException, OSError, or the client tripping over odd YAML
         raise CollectionError(f"--kubeconfig: cannot load kubeconfig {kubeconfig or '(default)'}: {exc}. "
                               "Fix: pass --kubeconfig PATH to a readable kubeconfig.") from None
     names = [c["name"] for c in contexts or []]
@@ -99,7 +107,7 @@ def connect(kubeconfig: str | None, context: str | None, in_cluster: bool = Fals
     try:
         config.load_kube_config(config_file=kubeconfig, context=context, client_configuration=cfg,
                                 persist_config=False)
-    except (ConfigException, OSError, ValueError) as exc:
+    except Exception as exc:  # noqa: BLE001 - ConfigException, OSError, ValueError, odd YAML shapes
         raise CollectionError(f"--context {context}: cannot build a client from the kubeconfig: {exc}.") from None
     cfg.retries = 0
     return Kube(client.ApiClient(cfg), context, timeout)

@@ -21,6 +21,7 @@ import yaml
 
 from ..core import redact
 from ..core.errors import InputError
+from ..core.inputs import read_stdin, read_text
 from ..core.model import Facts, NotApplicable
 from ..netpol.model import parse_policy
 from ..netpol.workloads import WORKLOAD_KINDS, expand
@@ -82,6 +83,9 @@ def _files(paths: Iterable[str]) -> list[Path | str]:
             out.extend(found)
         elif path.is_file():
             out.append(path)
+        elif path.exists():
+            raise InputError("-f", f"{p} is not a regular file (a device, FIFO or socket).",
+                             "render the manifests into a file first, or pipe them in with -f -.")
         else:
             raise InputError("-f", f"{p} does not exist.", "pass a file, a folder, or - for stdin.")
     return out
@@ -93,13 +97,9 @@ def read_documents(paths: Iterable[str], stdin: TextIO | None = None) -> list[tu
     docs: list[tuple[str, str, dict]] = []
     for f in _files(paths):
         if f == "-":
-            name, text = "<stdin>", (stdin or sys.stdin).read()
+            name, text = "<stdin>", read_stdin(stdin if stdin is not None else sys.stdin, "-f -")
         else:
-            name = str(f)
-            try:
-                text = Path(f).read_text()
-            except (OSError, UnicodeDecodeError) as exc:
-                raise InputError("-f", f"cannot read {f}: {exc}.", "pass a readable text file.") from None
+            name, text = str(f), read_text(f, "-f", "pass a readable UTF-8 text file (YAML or JSON).")
         docs.extend(read_documents_text(text, name))
     return docs
 
@@ -120,6 +120,9 @@ def read_documents_text(text: str, name: str) -> list[tuple[str, str, dict]]:
         raise InputError(f"{name} document {len(loaded) + 1}", f"is not valid YAML{at}: "
                          f"{getattr(exc, 'problem', None) or exc}.",
                          "fix the YAML (run `helm template` again, or check indentation).") from None
+    except RecursionError:
+        raise InputError(f"{name} document {len(loaded) + 1}", "is nested too deeply to load.",
+                         "pass rendered Kubernetes manifests.") from None
     finally:
         loader.dispose()
     for i, (line, doc) in enumerate(loaded, start=1):

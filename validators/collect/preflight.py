@@ -15,7 +15,6 @@ Two sources, both read-only:
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from datetime import datetime
@@ -23,7 +22,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from ..core.model import Facts, NotApplicable, Unavailable
-from ..vernemq.http import HttpFailure, NodeHttp
+from ..vernemq.http import HttpFailure, JsonError, NodeHttp, loads
 from .capture import CaptureDir
 from .clients import PodProxyHttp
 from .kubeclient import Kube, explain_error
@@ -87,7 +86,10 @@ def _node_facts(getters: Mapping[str, Getter], interval: float, sleep: Callable[
     first: dict[str, dict[str, float]] = {}
     for who, get in getters.items():
         try:
-            seen = parse_status(json.loads(get("/status.json")))
+            seen = parse_status(loads(get("/status.json")))
+        except JsonError as exc:  # not JSON, or nested too deeply (a hostile answer): this node only
+            unreachable[who] = f"/status.json: the answer {exc}"
+            continue
         except (HttpFailure, OSError, ValueError) as exc:
             unreachable[who] = getattr(exc, "reason", None) or str(exc)
             continue
@@ -281,7 +283,7 @@ def collect_replay(dirs: list[str | Path], target_version: str | None) -> Facts:
     known: set[str] = set()
     for pre in last.prefixes:
         try:
-            seen = parse_status(json.loads(_capture_getter(last, pre)("/status.json")))
+            seen = parse_status(loads(_capture_getter(last, pre)("/status.json")))
         except (HttpFailure, ValueError):
             named[pre] = None
             continue

@@ -36,13 +36,16 @@ from pathlib import Path
 from typing import Any, Mapping
 from urllib.parse import urlparse
 
-import yaml
-
-from ..core import redact
+from ..core import secret
 from ..core.errors import InputError
+from ..core.inputs import load_yaml, read_text, url_port
+from ..core.secret import Secret
 
 TRANSPORTS = ("direct", "netns", "netns-shell", "kube-exec")
 _NODE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*@[A-Za-z0-9_.:-]+$")
+_K8S_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
+_OBJECT_NAME = {"netns": re.compile(r"[A-Za-z0-9_.-]{1,64}"), "pod": _K8S_NAME, "namespace": _K8S_NAME,
+                "container": _K8S_NAME}
 _CLUSTER_KEYS = {"epmd_port", "dist_port_range", "cluster_port", "cookie_env", "cookie_file",
                  "api_key_env", "api_key_file", "transport", "namespace"}
 _NODE_KEYS = {"name", "host", "http", "mqtt", "mqtts", "ws", "wss", "netns", "pod", "namespace", "container"}
@@ -75,8 +78,8 @@ class ClusterSpec:
     dist_port_range: tuple[int, int] = (9100, 9109)
     cluster_port: int = 44053
     transport: str = "direct"
-    cookie: str | None = field(default=None, repr=False)
-    api_key: str | None = field(default=None, repr=False)
+    cookie: Secret | None = field(default=None, repr=False)
+    api_key: Secret | None = field(default=None, repr=False)
     source: str = ""
 
     def node(self, name: str) -> Node:
@@ -93,31 +96,17 @@ def _port(where: str, value: Any) -> int:
 
 
 def _secret(where: str, env_key: str | None, file_key: str | None, env: Mapping[str, str],
-            base: Path, required: bool) -> str | None:
+            base: Path, required: bool, kind: str = secret.COOKIE) -> Secret | None:
+    """The Secret named by ``*_env`` or ``*_file`` (read, stripped, validated and registered once)."""
     if env_key and file_key:
         raise InputError(where, "both an environment variable and a file are given.", "keep one of them.")
-    value = None
-    if env_key:
-        if not isinstance(env_key, str) or not env_key:
-            raise InputError(where, "must name an environment variable.", "e.g. VMQ_COOKIE.")
-        value = env.get(env_key)
-        if not value:
-            raise InputError(where, f"environment variable {env_key} is not set or empty.",
-                             f"export {env_key}=... before running (the value is never printed).")
-    elif file_key:
-        path = Path(file_key)
-        if not path.is_absolute():
-            path = base / path
-        try:
-            value = path.read_text().strip()
-        except OSError as exc:
-            raise InputError(where, f"cannot read {path}: {exc.strerror}.", "point it at a readable file.") from None
-        if not value:
-            raise InputError(where, f"{path} is empty.", "write the secret into the file.")
-    elif required:
+    if env_key is not None:
+        return Secret.from_env(env_key, where, env, kind)
+    if file_key is not None:
+        return Secret.from_file(file_key, where, base, kind)
+    if required:
         raise InputError(where, "no secret source given.", "set cookie_env (or cookie_file) under cluster:.")
-    redact.register(value)
-    return value
+    return None
 
 
 def _url(where: str, value: Any, schemes: tuple[str, ...]) -> str:
@@ -127,10 +116,7 @@ def _url(where: str, value: Any, schemes: tuple[str, ...]) -> str:
     if u.scheme not in schemes or not u.hostname:
         raise InputError(where, f"{value!r} is not a {'/'.join(schemes)} URL with a host.",
                          f"write e.g. {schemes[0]}://10.0.0.1:PORT.")
-    try:
-        u.port
-    except ValueError:
-        raise InputError(where, f"{value!r} has an invalid port.", "use a port from 1 to 65535.") from None
+    url_port(u, where, value)  # :0, :+1, other scripts' digits and out-of-range ports are refused
     return value
 
 
@@ -168,7 +154,7 @@ def parse_targets(raw: Any, source: str = "<targets>", env: Mapping[str, str] | 
     cookie = _secret(f"{source}: cluster.cookie_env/cookie_file", cl.get("cookie_env"), cl.get("cookie_file"),
                      env, base, need_cookie)
     api_key = _secret(f"{source}: cluster.api_key_env/api_key_file", cl.get("api_key_env"), cl.get("api_key_file"),
-                      env, base, False)
+                      env, base, False, secret.API_KEY)
 
     nodes_raw = raw.get("nodes")
     if not isinstance(nodes_raw, list) or not nodes_raw:
@@ -183,7 +169,7 @@ def parse_targets(raw: Any, source: str = "<targets>", env: Mapping[str, str] | 
         if bad:
             raise InputError(where, f"unknown key(s) {sorted(bad)}.", f"known keys: {sorted(_NODE_KEYS)}.")
         name = n.get("name")
-        if not isinstance(name, str) or not _NODE_NAME.match(name):
+        if not isinstance(name, str) or not _NODE_NAME.fullmatch(name):
             raise InputError(f"{where}.name", f"{name!r} is not an Erlang node name.", "write e.g. VerneMQ@10.0.0.1.")
         if name in seen:
             raise InputError(f"{where}.name", f"{name} is listed twice.", "list each node once.")
@@ -194,7 +180,7 @@ def parse_targets(raw: Any, source: str = "<targets>", env: Mapping[str, str] | 
         try:
             ipaddress.ip_address(host)
         except ValueError:
-            if not re.match(r"^[A-Za-z0-9.-]+$", host):
+            if not re.fullmatch(r"[A-Za-z0-9.-]+", host):
                 raise InputError(f"{where}.host", f"{host!r} is neither an IP address nor a DNS name.",
                                  "write e.g. 10.0.0.1.") from None
         kw: dict[str, Any] = {"name": name, "host": host}
@@ -206,6 +192,9 @@ def parse_targets(raw: Any, source: str = "<targets>", env: Mapping[str, str] | 
             if n.get(key) is not None:
                 if not isinstance(n[key], str) or not n[key]:
                     raise InputError(f"{where}.{key}", f"{n[key]!r} must be a non-empty string.", "or leave it out.")
+                if not _OBJECT_NAME[key].fullmatch(n[key]):
+                    raise InputError(f"{where}.{key}", f"{n[key]!r} is not a valid {key} name.",
+                                     "use lowercase letters, digits, '-' and '.' (netns: also '_' and capitals).")
                 kw[key] = n[key]
         if transport in ("netns", "netns-shell") and "netns" not in kw:
             raise InputError(f"{where}.netns", "transport is netns but this node names no network namespace.",
@@ -214,7 +203,11 @@ def parse_targets(raw: Any, source: str = "<targets>", env: Mapping[str, str] | 
             if "pod" not in kw:
                 raise InputError(f"{where}.pod", "transport is kube-exec but this node names no pod.",
                                  "add pod: NAME to every node (and namespace: under cluster or the node).")
-            kw.setdefault("namespace", cl.get("namespace"))
+            ns = cl.get("namespace")
+            if ns is not None and not (isinstance(ns, str) and _K8S_NAME.fullmatch(ns)):
+                raise InputError(f"{source}: cluster.namespace", f"{ns!r} is not a namespace name.",
+                                 "use lowercase letters, digits and '-'.")
+            kw.setdefault("namespace", ns)
             if not kw.get("namespace"):
                 raise InputError(f"{where}.namespace", "transport is kube-exec but no namespace is given.",
                                  "add namespace: NS under cluster: or to the node.")
@@ -225,12 +218,5 @@ def parse_targets(raw: Any, source: str = "<targets>", env: Mapping[str, str] | 
 
 def load_targets(path: str, env: Mapping[str, str] | None = None, need_cookie: bool = True) -> ClusterSpec:
     p = Path(path)
-    try:
-        text = p.read_text()
-    except OSError as exc:
-        raise InputError("--targets", f"cannot read {path}: {exc.strerror}.", "pass an existing targets YAML file.") from None
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise InputError("--targets", f"{path} is not valid YAML: {exc}.", "fix the YAML syntax.") from None
+    raw = load_yaml(read_text(p, "--targets", "pass an existing targets YAML file."), "--targets", str(path))
     return parse_targets(raw, source=str(path), env=env, base=p.parent, need_cookie=need_cookie)

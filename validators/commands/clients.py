@@ -22,7 +22,7 @@ from ..canary.model import SessionView
 from ..canary.runner import CanaryOptions, Entry, parse_entry, run_canaries
 from ..collect import clients as collect
 from ..collect.targets import ClusterSpec, load_targets
-from ..core import redact
+from ..core.secret import PASSWORD, Secret
 from ..core.errors import InputError
 from ..core.model import Facts, NotApplicable, Unavailable
 from ..vernemq.http import HttpFailure, NodeHttp, session_show_path
@@ -122,11 +122,7 @@ class Clients(ReportCommand):
     def _canary_options(self, args: argparse.Namespace) -> CanaryOptions:
         password = None
         if args.canary_password_env:
-            password = os.environ.get(args.canary_password_env)
-            if not password:
-                raise InputError("--canary-password-env", f"{args.canary_password_env} is not set or empty.",
-                                 f"export {args.canary_password_env}=... (the value is never printed).")
-            redact.register(password)
+            password = Secret.from_env(args.canary_password_env, "--canary-password-env", kind=PASSWORD)
         return CanaryOptions(timeout=args.timeout, username=args.canary_user, password=password,
                              ca_file=args.canary_ca, insecure=args.canary_insecure)
 
@@ -191,6 +187,12 @@ class Clients(ReportCommand):
         hb_interval = parse_duration(args.interval, "--interval")
         if heartbeat_s is not None and not entries:
             raise InputError("--heartbeat", "needs entry points.", "add --canary or --entry URL.")
+        if heartbeat_s is not None and hb_interval < 0.1:
+            raise InputError("--interval", f"{args.interval} is shorter than 100ms.",
+                             "use e.g. 1s (one canary round per interval).")
+        if heartbeat_s is not None and heartbeat_s / hb_interval > 100_000:
+            raise InputError("--heartbeat", f"{args.heartbeat} at --interval {args.interval} is more than 100000 "
+                             "rounds.", "use a longer --interval or a shorter --heartbeat.")
         if heartbeat_s is not None and not 0 < hb_interval <= heartbeat_s:
             raise InputError("--interval", f"{args.interval} does not fit into --heartbeat {args.heartbeat}.",
                              "use an interval shorter than the heartbeat.")

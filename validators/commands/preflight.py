@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import time
 from typing import Any
 
@@ -18,6 +19,10 @@ from ..collect.targets import load_targets
 from ..core.errors import InputError
 from ..core.model import Facts
 from .base import ReportCommand, add_kube_source_arguments
+
+
+#: the same versions the Ansible role accepts (vernemq_preflight_target_version); ASCII digits only
+_TARGET_VERSION = re.compile(r"v?[0-9]+\.[0-9]+(\.[0-9]+)?([-+][A-Za-z0-9.]+)?")
 
 
 class Preflight(ReportCommand):
@@ -43,6 +48,11 @@ class Preflight(ReportCommand):
     def collect(self, args: argparse.Namespace) -> tuple[Facts, dict[str, Any]]:
         if args.interval < 0:
             raise InputError("--interval", f"{args.interval:g} is negative.", "use 0 or more seconds.")
+        if args.target_version is not None and not _TARGET_VERSION.fullmatch(args.target_version):
+            raise InputError("--target-version", f"{args.target_version!r} is not a version.",
+                             "write e.g. 2.1.2 or v2.1.2 (an image tag suffix such as -alpine is fine).")
+        if not 1 <= args.http_port <= 65535:
+            raise InputError("--http-port", f"{args.http_port} is not a TCP port.", "use 1 to 65535.")
         if args.replay:
             if args.targets or args.context:
                 raise InputError("--replay", "cannot be combined with --targets or --context.", "pick one source.")

@@ -27,9 +27,9 @@ from .base import UtilityCommand
 
 
 def parse_port(text: str) -> tuple[int, str]:
-    num, _, proto = text.partition("/")
-    proto = (proto or "TCP").upper()
-    if proto not in PROTOCOLS or not num.isdigit() or not 1 <= int(num) <= 65535:
+    num, slash, proto = text.partition("/")
+    proto = (proto or ("" if slash else "TCP")).upper()  # "1883/" names no protocol: refused
+    if proto not in PROTOCOLS or not (num.isascii() and num.isdigit()) or not 1 <= int(num) <= 65535:
         raise InputError("--port", f"{text!r} is not PORT[/PROTOCOL].", "write e.g. 1883, 53/UDP or 9100/TCP.")
     return int(num), proto
 

@@ -13,17 +13,88 @@ Unknown check IDs, unknown keys and unknown options are rejected with the field 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from importlib import resources
-from pathlib import Path
 from typing import Any, Mapping
 
 import yaml
 
 from .errors import InputError
+from .inputs import load_yaml, read_text
 from .model import CheckSpec, Severity
 
 _KEYS = {"severity", "enabled", "options"}
+
+
+def _whole(lo: int):
+    def rule(v):
+        ok = isinstance(v, int) and not isinstance(v, bool) and v >= lo
+        return None if ok else f"must be a whole number of at least {lo}, got {v!r}."
+    return rule
+
+
+def _number(lo: float, hi: float | None = None, lo_open: bool = False):
+    def rule(v):
+        ok = (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+              and (v > lo if lo_open else v >= lo) and (hi is None or v <= hi))
+        span = f"{'above' if lo_open else 'at least'} {lo:g}" + (f" and at most {hi:g}" if hi is not None else "")
+        return None if ok else f"must be a number {span}, got {v!r}."
+    return rule
+
+
+def _flag(v):
+    return None if isinstance(v, bool) else f"must be true or false, got {v!r}."
+
+
+def _text(allow_empty: bool = False, prefix: str = ""):
+    def rule(v):
+        if not isinstance(v, str) or (not v and not allow_empty) or (v and not v.startswith(prefix)):
+            what = "a non-empty string" + (f" starting with {prefix!r}" if prefix else "")
+            return f"must be {what}{' (or empty)' if allow_empty else ''}, got {v!r}."
+        if v != v.strip() or any(ord(c) < 0x20 or ord(c) == 0x7F for c in v):
+            return f"must not have spaces around it or control characters in it, got {v!r}."
+        return None
+    return rule
+
+
+def _texts(v):
+    if not isinstance(v, list):
+        return f"must be a list of strings, got {v!r}."
+    for i, item in enumerate(v):
+        problem = _text()(item)
+        if problem:
+            return f"item {i} {problem}"
+    return None
+
+
+def _choice(*choices: str):
+    def rule(v):
+        return None if v in choices else f"{v!r} is not one of {', '.join(choices)} (lowercase)."
+    return rule
+
+
+#: a rule for every option of every check, by name (an option name means the same in every check that
+#: has it); the unit tests fail for a check option without a rule
+OPTION_RULES = {
+    "tolerance": _whole(0),
+    "max_offline_messages": _whole(0),
+    "keepalive_seconds": _whole(1),
+    "max_drop_ratio": _number(0, 1),
+    "max_p99_ms": _number(0, lo_open=True),
+    "allow_metadata_migration": _flag,
+    "assume_nginx_without_class": _flag,
+    "require_tls": _flag,
+    "cloud": _choice("auto", "azure", "other"),
+    "ws_path": _text(prefix="/"),
+    "nginx_classes": _texts,
+    "client_sources": _texts,
+    "gateway_sources": _texts,
+    "api_server": _texts,
+    "ingress_controller": _text(allow_empty=True),
+    "probe_ip": _text(),
+    "dns": _text(),
+}
 
 
 @dataclass
@@ -41,12 +112,7 @@ class Policy:
         base = cls.default()
         if not path:
             return base
-        try:
-            raw = yaml.safe_load(Path(path).read_text())
-        except OSError as exc:
-            raise InputError("--policy", f"cannot read {path}: {exc.strerror}.", "pass an existing YAML file.") from None
-        except yaml.YAMLError as exc:
-            raise InputError("--policy", f"{path} is not valid YAML ({exc}).", "fix the YAML syntax.") from None
+        raw = load_yaml(read_text(path, "--policy", "pass an existing YAML policy file."), "--policy", path)
         override = cls.parse(raw or {}, path)
         merged = {k: dict(v) for k, v in base.entries.items()}
         for cid, entry in override.entries.items():
@@ -93,6 +159,9 @@ class Policy:
                         isinstance(default, float) and isinstance(value, int)):
                     raise InputError(f"{where}.options.{name}", f"must be a {type(default).__name__}, got {value!r}.",
                                      f"the default is {default!r}.")
+                problem = OPTION_RULES[name](value) if name in OPTION_RULES else None
+                if problem:
+                    raise InputError(f"{where}.options.{name}", problem, f"the default is {default!r}.")
             entries[cid] = dict(entry)
         return cls(entries, source)
 

@@ -13,7 +13,7 @@ from typing import Any, Iterable, Mapping
 
 from .model import CheckFn, CheckSpec, Severity
 
-ID_PATTERN = re.compile(r"^[A-Z]+-\d{3}$")
+ID_PATTERN = re.compile(r"[A-Z]+-[0-9]{3}")
 
 _CATALOG: dict[str, CheckSpec] = {}
 
@@ -34,7 +34,7 @@ def check(
     reports ``unknown`` with its reason, when NotApplicable it reports ``skip``.
     ``defaults`` are the options a policy file may override.
     """
-    if not ID_PATTERN.match(id):
+    if not ID_PATTERN.fullmatch(id):
         raise ValueError(f"check id {id!r} must look like AREA-123")
 
     def wrap(fn: CheckFn) -> CheckFn:

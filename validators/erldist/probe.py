@@ -21,9 +21,7 @@ Observations (every one has "src", "kind", and "dst" except "view"):
 
 from __future__ import annotations
 
-import base64
 import json
-import socket
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -32,6 +30,9 @@ from typing import Any, Callable, Iterable
 from . import epmd, wire
 from .handshake import handshake
 from .net import NetError, tcp_check
+
+#: cluster/show of even a large cluster is a few kB
+VIEW_MAX_BYTES = 4 << 20
 
 
 def _fail(exc: BaseException) -> dict[str, Any]:
@@ -96,25 +97,19 @@ def probe_target(src: str, tgt: dict, job: dict, emit: Callable[[dict], None]) -
 
 
 def fetch_view(src: str, view: dict, timeout: float) -> dict:
-    import urllib.error  # imported here: a job without a view starts faster
-    import urllib.request
-    url = view["url"].rstrip("/") + "/api/v1/cluster/show"
-    req = urllib.request.Request(url)
-    key = view.get("api_key")
-    if key:
-        req.add_header("Authorization", "Basic " + base64.b64encode(f"{key}:".encode()).decode())
-    out = {"src": src, "kind": "view", "url": url}
+    """GET /api/v1/cluster/show through the one node HTTP client (no redirects, one deadline, a size cap)."""
+    from ..vernemq.http import HttpFailure, NodeHttp  # imported here: a job without a view starts faster
+
+    base = view["url"].rstrip("/")
+    out = {"src": src, "kind": "view", "url": base + "/api/v1/cluster/show"}
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as r:
-            return {**out, "ok": True, "status": r.status, "body": r.read(1 << 20).decode("utf-8", "replace")}
-    except urllib.error.HTTPError as exc:
-        return {**out, "ok": False, "status": exc.code, "error": "http", "detail": f"HTTP {exc.code}"}
-    except (socket.timeout, TimeoutError):
-        return {**out, "ok": False, "error": "timeout", "detail": f"no answer within {timeout:g}s"}
-    except urllib.error.URLError as exc:
-        return {**out, "ok": False, "error": "connect", "detail": f"cannot connect ({exc.reason})"}
-    except OSError as exc:
-        return {**out, "ok": False, "error": "connect", "detail": type(exc).__name__}
+        client = NodeHttp(base, api_key=view.get("api_key"), timeout=timeout, max_bytes=VIEW_MAX_BYTES)
+        status, body = client.get("/api/v1/cluster/show", auth=True)
+    except HttpFailure as exc:
+        return {**out, "ok": False, "status": exc.status, "error": exc.kind, "detail": exc.detail}
+    except ValueError as exc:  # not an http(s) URL
+        return {**out, "ok": False, "error": "url", "detail": str(exc)}
+    return {**out, "ok": True, "status": status, "body": body.decode("utf-8", "replace")}
 
 
 def run_job(job: dict, emit: Callable[[dict], None]) -> None:

@@ -7,7 +7,10 @@ busybox. Neither has Python or nc for sure. So the script needs only:
 (coreutils on Debian, busybox on Alpine). No curl: the HTTP request is written to ``/dev/tcp`` too.
 
 The script is sent on the exec's **stdin** (``bash -s``), never as an argument, because it carries the
-cookie and the API key; inside it they reach child processes only through the environment. When the
+cookie and the API key; inside it they reach child processes only through the environment (``COOKIE``,
+``APIKEY`` and ``APIBASIC``, the base64 of ``KEY:``) and are written by the ``printf`` builtin, so no
+process's argument list ever holds them. The placeholders of the template are filled in one pass, each
+value shell-quoted. When the
 job carries no cookie the script uses the pod's own ``DOCKER_VERNEMQ_DISTRIBUTED_COOKIE`` (then the
 challenge_ack cannot be verified by the validator and the evidence says so).
 The whole script is one function body, so bash has read all of it before anything runs.
@@ -26,18 +29,22 @@ Output: one line per step, ``TAG IDX FIELDS...`` with every byte string as lower
 
 from __future__ import annotations
 
+import base64
 import math
+import re
 import secrets
 import shlex
 from typing import Any
 
+from ..core.addr import host_port
 from ..erldist import wire
 from ..erldist.handshake import HandshakeResult
+from ..erldist.probe import VIEW_MAX_BYTES
 
 SHELL_ARGV = ["bash", "-s"]
 
 _TEMPLATE = r"""main() {
-export LC_ALL=C T=@T@ EP=@EP@ CP=@CP@ COOKIE=@COOKIE@ APIKEY=@APIKEY@
+export LC_ALL=C T=@T@ EP=@EP@ CP=@CP@ COOKIE=@COOKIE@ APIKEY=@APIKEY@ APIBASIC=@APIBASIC@
 C=@C@
 @WK@
 emit() { printf '%s\n' "$*"; }
@@ -85,7 +92,7 @@ probe() {
 }
 view() {
   local out rc
-  out=$(timeout "$T" bash -c '{ exec 3<>"/dev/tcp/$0/$1"; } 2>&1 || exit 7; printf "GET /api/v1/cluster/show HTTP/1.0\r\nHost: %s\r\nx-api-key: %s\r\nAuthorization: Basic %s\r\n\r\n" "$0" "$APIKEY" "$2" >&3; od -An -v -tx1 <&3 | tr -d " \n"' "$1" "$2" "$3"); rc=$?
+  out=$(timeout "$T" bash -c '{ exec 3<>"/dev/tcp/$0/$1"; } 2>&1 || exit 7; printf "GET /api/v1/cluster/show HTTP/1.0\r\nHost: %s\r\nx-api-key: %s\r\nAuthorization: Basic %s\r\n\r\n" "$2" "$APIKEY" "$APIBASIC" >&3; head -c @VIEWMAX@ <&3 | od -An -v -tx1 | tr -d " \n"' "$1" "$2" "$3"); rc=$?
   [ $rc -eq 0 ] && emit "V 0 $out" || emit "V $rc $(printf '%s' "$out" | hexof)"
 }
 export -f emit hexof rd conn ask hs probe
@@ -97,6 +104,10 @@ emit "Z done"
 main
 exit 0
 """
+
+
+_TEMPLATE = _TEMPLATE.replace("@VIEWMAX@", str(VIEW_MAX_BYTES))  # a constant, filled in once
+_PLACEHOLDER = re.compile(r"@(T|EP|CP|C|COOKIE|APIKEY|APIBASIC|WK|TARGETS|VIEW)@")
 
 
 def _esc(data: bytes) -> str:
@@ -126,19 +137,25 @@ def build_script(job: dict) -> str:
     view = ""
     if job.get("view"):
         host, port = _host_port(job["view"]["url"])
-        import base64
-        basic = base64.b64encode(f"{job['view'].get('api_key') or ''}:".encode()).decode()
-        view = f"view {_sq(host)} {port} {_sq(basic)} &"
-    subs = {"@T@": str(timeout), "@EP@": str(int(job.get("epmd_port", 4369))),
-            "@CP@": str(int(job.get("cluster_port", 44053))), "@C@": str(max(1, int(job.get("concurrency", 16)))),
-            "@COOKIE@": _sq(job.get("cookie") or ""), "@APIKEY@": _sq((job.get("view") or {}).get("api_key") or ""),
-            "@TARGETS@": "\n".join(lines), "@VIEW@": view}
+        view = f"view {_sq(host)} {port} {_sq(host_port(host, port))} &"  # Host: [v6]:port
+    api_key = _plain((job.get("view") or {}).get("api_key"))
+    basic = base64.b64encode(f"{api_key}:".encode()).decode() if job.get("view") else ""
+    subs = {"T": str(timeout), "EP": str(int(job.get("epmd_port", 4369))),
+            "CP": str(int(job.get("cluster_port", 44053))), "C": str(max(1, int(job.get("concurrency", 16)))),
+            "COOKIE": _sq(_plain(job.get("cookie"))), "APIKEY": _sq(api_key), "APIBASIC": _sq(basic),
+            "TARGETS": "\n".join(lines), "VIEW": view}
     # the well-known cookies (public defaults, DIST-008) go in the environment of the probes, never argv
-    subs["@WK@"] = "unset VMQV_WKC" + "".join(f"; export WK{j}={_sq(c)}" for j, c in _wk_tried(job))
-    script = _TEMPLATE
-    for k, v in subs.items():
-        script = script.replace(k, v)
-    return script
+    subs["WK"] = "unset VMQV_WKC" + "".join(f"; export WK{j}={_sq(c)}" for j, c in _wk_tried(job))
+    # one pass: a value that contains a placeholder (a secret with "@APIKEY@") is never substituted again
+    return _PLACEHOLDER.sub(lambda m: subs[m.group(1)], _TEMPLATE)
+
+
+def _plain(value: Any) -> str:
+    """A secret's text for the script (a Secret object or a plain string; None -> "")."""
+    if value is None:
+        return ""
+    reveal = getattr(value, "reveal", None)
+    return reveal() if callable(reveal) else str(value)
 
 
 def _wk_tried(job: dict) -> list[tuple[int, str]]:
@@ -215,9 +232,16 @@ def parse_output(job: dict, text: str) -> list[dict[str, Any]]:
                     err = _net_error(rc, data.decode("utf-8", "replace"))
                     out.append({**base, **err, "error": "timeout" if err["error"] == "timeout" else "connect"})
                     continue
+                if len(data) >= VIEW_MAX_BYTES:  # the script's `head -c` cut it: same rule as the HTTP client
+                    out.append({**base, "ok": False, "error": "too_large",
+                                "detail": f"the answer is larger than {VIEW_MAX_BYTES} bytes (the size cap)"})
+                    continue
                 status, body = parse_http(data)
                 if status == 200:
                     out.append({**base, "ok": True, "status": 200, "body": body.decode("utf-8", "replace")})
+                elif 300 <= status < 400:
+                    out.append({**base, "ok": False, "status": status, "error": "redirect",
+                                "detail": f"HTTP {status} redirect: redirects are not followed"})
                 else:
                     out.append({**base, "ok": False, "status": status, "error": "http", "detail": f"HTTP {status}"})
                 continue

@@ -142,8 +142,16 @@ def reconcile_stream(chunks: Iterable[bytes], limit: int | None = None,
 
     ``online_at`` (client id -> node it is online on) may be shared between the answers of the two sides of
     a netsplit, so that a client id online on both sides is found (see :func:`merge_side`).
-    Raises ParseError naming the row and field for malformed input.
+    Raises ParseError naming the row and field for malformed input (also for JSON nested too deeply
+    for the decoder: a hostile answer must not end the run with a RecursionError).
     """
+    try:
+        return _reconcile(chunks, limit, online_at)
+    except RecursionError:
+        raise ParseError(WHAT, "table", "the JSON is nested too deeply to be read") from None
+
+
+def _reconcile(chunks: Iterable[bytes], limit: int | None, online_at: dict[str, str] | None) -> SessionSummary:
     r = _Reader(chunks)
     decode = json.JSONDecoder().raw_decode
     summary = SessionSummary(limit=limit)

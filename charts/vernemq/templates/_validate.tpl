@@ -92,9 +92,65 @@ Called once from statefulset.yaml, so a bad combination renders nothing at all.
 {{- $errs = append $errs (printf "vernemq.config.%s: the chart sets this itself; use %s" $k (get (dict "allow_anonymous" "vernemq.allowAnonymous" "accept_eula" "vernemq.acceptEula" "erlang.distribution.port_range.minimum" "vernemq.distribution.portRangeMin" "erlang.distribution.port_range.maximum" "vernemq.distribution.portRangeMax") $key)) -}}
 {{- end -}}
 {{- end -}}
-{{- range $e := $v.vernemq.extraEnv -}}
-{{- if has $e.name (list "DOCKER_VERNEMQ_DISTRIBUTED_COOKIE" "API_KEY") -}}
-{{- $errs = append $errs (printf "vernemq.extraEnv: %s is set by the chart from a Secret; use erlangCookie.existingSecret / apiKey.existingSecret" $e.name) -}}
+{{- /* extraEnv comes after the chart's env and Kubernetes keeps the last definition, so a name the chart
+     sets would silently override the value the chart (and its NetworkPolicy, and `vmq-validate plan`) uses */ -}}
+{{- $chartEnv := dict
+  "MY_POD_NAME" "nothing (the chart sets it from the pod name)"
+  "MY_POD_IP" "nothing (the chart sets it from the pod IP)"
+  "ERL_CRASH_DUMP" "nothing (the chart points it at /vernemq/log)"
+  "DOCKER_VERNEMQ_ACCEPT_EULA" "vernemq.acceptEula"
+  "DOCKER_VERNEMQ_ERLANG__DISTRIBUTION__PORT_RANGE__MINIMUM" "vernemq.distribution.portRangeMin"
+  "DOCKER_VERNEMQ_ERLANG__DISTRIBUTION__PORT_RANGE__MAXIMUM" "vernemq.distribution.portRangeMax"
+  "DOCKER_VERNEMQ_ALLOW_ANONYMOUS" "vernemq.allowAnonymous"
+  "DOCKER_VERNEMQ_ALLOW_REGISTER_DURING_NETSPLIT" "vernemq.allowDuringNetsplit"
+  "DOCKER_VERNEMQ_ALLOW_PUBLISH_DURING_NETSPLIT" "vernemq.allowDuringNetsplit"
+  "DOCKER_VERNEMQ_ALLOW_SUBSCRIBE_DURING_NETSPLIT" "vernemq.allowDuringNetsplit"
+  "DOCKER_VERNEMQ_ALLOW_UNSUBSCRIBE_DURING_NETSPLIT" "vernemq.allowDuringNetsplit"
+  "DOCKER_VERNEMQ_DISCOVERY_KUBERNETES" "discovery.kubernetes.enabled"
+  "DOCKER_VERNEMQ_KUBERNETES_LABEL_SELECTOR" "nothing (the chart selects the release's own pods)"
+  "DOCKER_VERNEMQ_KUBERNETES_NAMESPACE" "nothing (the chart uses the pod's namespace)"
+  "DOCKER_VERNEMQ_KUBERNETES_SUBDOMAIN" "nothing (the chart uses its headless Service)"
+  "DOCKER_VERNEMQ_KUBERNETES_CLUSTER_NAME" "discovery.kubernetes.clusterDomain"
+  "DOCKER_VERNEMQ_LISTENER__SSL__DEFAULT" "listeners.mqtts.enabled"
+  "DOCKER_VERNEMQ_LISTENER__SSL__CERTFILE" "tls.existingSecret"
+  "DOCKER_VERNEMQ_LISTENER__SSL__KEYFILE" "tls.existingSecret"
+  "DOCKER_VERNEMQ_LISTENER__SSL__CAFILE" "tls.existingSecret"
+  "DOCKER_VERNEMQ_LISTENER__WSS__DEFAULT" "listeners.wss.enabled"
+  "DOCKER_VERNEMQ_LISTENER__WSS__CERTFILE" "tls.existingSecret"
+  "DOCKER_VERNEMQ_LISTENER__WSS__KEYFILE" "tls.existingSecret"
+  "DOCKER_VERNEMQ_LISTENER__WSS__CAFILE" "tls.existingSecret" -}}
+{{- range $k, $_ := $v.vernemq.config -}}
+{{- $_ := set $chartEnv (printf "DOCKER_VERNEMQ_%s" ($k | upper | replace "." "__")) (printf "vernemq.config.%s alone" $k) -}}
+{{- end -}}
+{{- range $i, $e := $v.vernemq.extraEnv -}}
+{{- $name := "" -}}
+{{- if kindIs "map" $e -}}{{- $name = toString (get $e "name") -}}{{- end -}}
+{{- if has $name (list "DOCKER_VERNEMQ_DISTRIBUTED_COOKIE" "API_KEY") -}}
+{{- $errs = append $errs (printf "vernemq.extraEnv: %s is set by the chart from a Secret; use erlangCookie.existingSecret / apiKey.existingSecret" $name) -}}
+{{- else if hasKey $chartEnv $name -}}
+{{- $errs = append $errs (printf "vernemq.extraEnv[%d]: %s is set by the chart (the last definition would win and the chart, its NetworkPolicy and vmq-validate would not know); set %s instead" $i $name (get $chartEnv $name)) -}}
+{{- end -}}
+{{- end -}}
+{{- /* names: DNS-1123 labels, or every object name and the app.kubernetes.io/name label break */ -}}
+{{- range $field, $max := dict "nameOverride" 63 "fullnameOverride" 52 -}}
+{{- $n := get $v $field | toString -}}
+{{- if and $n (or (not (regexMatch "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$" $n)) (gt (len $n) $max)) -}}
+{{- $errs = append $errs (printf "%s: %q is not a DNS-1123 label of at most %d characters; use lowercase letters, digits and '-', starting and ending with a letter or digit" $field $n $max) -}}
+{{- end -}}
+{{- end -}}
+{{- /* vernemq-toolkit/* annotations are the chart's contract with the validators (docs/contracts.md) */ -}}
+{{- $annotationMaps := dict
+  "statefulset.podAnnotations" $v.statefulset.podAnnotations
+  "statefulset.annotations" $v.statefulset.annotations
+  "service.annotations" $v.service.annotations
+  "ingress.annotations" $v.ingress.annotations
+  "serviceAccount.annotations" $v.serviceAccount.annotations
+  "persistence.annotations" $v.persistence.annotations -}}
+{{- range $field, $m := $annotationMaps -}}
+{{- range $k, $_ := $m -}}
+{{- if hasPrefix "vernemq-toolkit/" $k -}}
+{{- $errs = append $errs (printf "%s: %s is reserved (the chart writes vernemq-toolkit/* annotations for the validators); remove it and set the chart value that controls it (see docs/contracts.md)" $field $k) -}}
+{{- end -}}
 {{- end -}}
 {{- end -}}
 {{- if $errs -}}

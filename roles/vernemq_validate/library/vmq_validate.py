@@ -10,8 +10,10 @@ short_description: Run a vmq-validate report command and return the structured r
 description:
   - Calls C(validators.cli.execute(argv)) in-process (no CLI text is parsed) and returns
     C(Report.to_dict()) as RV(report), with every registered secret masked.
-  - Optionally writes the JSON and JUnit reports; each file is written atomically and only when its
-    content changes, so C(changed) reflects real change and a repeated run reports no change.
+  - Optionally writes the JSON and JUnit reports, through the validators' one report writer
+    (C(validators.report.writer)); each file is written atomically and only when its content changes,
+    so C(changed) reflects real change and a repeated run reports no change. A symbolic link, a
+    directory or an unwritable place at a report path fails the task with one line naming it.
   - Fails when the report has findings at or above O(fail_on) (unless O(fail_on_findings=false)),
     after the report files are written, with the findings listed in the message.
   - Runs in check mode (the validators only read); report files are then not written.
@@ -96,8 +98,8 @@ reports_written:
 import contextlib
 import io
 import os
+import stat
 import sys
-import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -115,30 +117,19 @@ def _import_validators(project_dir):
     from validators.core import redact
     from validators.core.errors import VmqError
     from validators.report import render
-    return cli, redact, VmqError, render
+    from validators.report.writer import write_report
+    return cli, redact, VmqError, render, write_report
 
 
 def _differs(path, text):
+    """True unless ``path`` is a regular file (not a link, FIFO or device: never read those) holding ``text``."""
     try:
+        if not stat.S_ISREG(os.lstat(path).st_mode):
+            return True
         with open(path, encoding="utf-8") as fh:
             return fh.read() != text
-    except OSError:
+    except (OSError, UnicodeDecodeError):
         return True
-
-
-def _write_atomic(path, text):
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".vmq-report-")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 def main():
@@ -159,7 +150,7 @@ def main():
     )
     p = module.params
     try:
-        cli, redact, VmqError, render = _import_validators(p["project_dir"])
+        cli, redact, VmqError, render, write_report = _import_validators(p["project_dir"])
     except ImportError as exc:
         module.fail_json(msg="cannot import the validators package (%s). Fix: run ansible-playbook from the "
                              "toolkit's venv (make site), so that ansible_playbook_python has it." % exc)
@@ -193,6 +184,9 @@ def main():
         module.fail_json(msg=redact.scrub("vmq-validate %s: usage error: %s" % (
             p["command"], stderr.getvalue().strip().splitlines()[-1] if stderr.getvalue().strip() else "?")),
             argv=redact.scrub_obj(argv), reports_written=[])
+    except Exception as exc:  # a bug: one scrubbed line, never a traceback that could hold a secret
+        module.fail_json(msg=redact.scrub("vmq-validate %s: internal error: %s: %s" % (
+            p["command"], type(exc).__name__, str(exc)[:300])), argv=redact.scrub_obj(argv), reports_written=[])
     finally:
         sys.stdin = saved_stdin
         for k, v in saved.items():
@@ -213,7 +207,11 @@ def main():
         if _differs(path, text):
             written.append(path)
             if not module.check_mode:
-                _write_atomic(path, text)
+                try:
+                    write_report(path, text, "report_" + fmt)
+                except VmqError as exc:
+                    module.fail_json(msg=redact.scrub("vmq-validate %s: %s" % (p["command"], exc)),
+                                     reports_written=written[:-1])
 
     lines = ["%s: %s %s [%s] %s: %s Remedy: %s" % (p["command"], f["check"], f["status"].upper(), f["severity"],
                                                    f["subject"], f["message"], f["remedy"]) for f in findings]

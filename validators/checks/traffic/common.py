@@ -173,7 +173,16 @@ def keepalive(obj: Mapping[str, Any], conf: Mapping[str, Any]) -> tuple[int, str
 
 
 def dist_range(pod: Mapping[str, Any]) -> tuple[int, int]:
-    """docs/contracts.md: the pod annotation, else the env vars, else 9100-9109."""
+    """docs/contracts.md: the effective env vars (what the Erlang VM uses: the last definition of each
+    name wins), else the pod annotation, else 9100-9109. The annotation only describes the env; when a
+    later env entry (e.g. the chart's ``vernemq.extraEnv``) redefines the range, the env is right."""
+    env = container_env(pod)
+    try:
+        lo, hi = int(env[DIST_ENV_MIN]), int(env[DIST_ENV_MAX])
+        if 1 <= lo <= hi <= 65535:
+            return lo, hi
+    except (KeyError, ValueError):
+        pass
     raw = annotations(pod).get(DIST_RANGE_ANNOTATION)
     if raw:
         try:
@@ -182,21 +191,19 @@ def dist_range(pod: Mapping[str, Any]) -> tuple[int, int]:
                 return lo, hi
         except ValueError:
             pass
-    env = container_env(pod)
-    try:
-        lo, hi = int(env[DIST_ENV_MIN]), int(env[DIST_ENV_MAX])
-        if 1 <= lo <= hi <= 65535:
-            return lo, hi
-    except (KeyError, ValueError):
-        pass
     return DEFAULT_DIST_RANGE
 
 
 def container_env(pod: Mapping[str, Any]) -> dict[str, str]:
-    """Literal env values of the pod's containers (valueFrom entries are left out: never secrets)."""
+    """Effective literal env values of the pod's containers: the last definition of a name wins, as in
+    Kubernetes (a later valueFrom entry hides an earlier literal; valueFrom values are never read)."""
     out: dict[str, str] = {}
     for c in (pod.get("spec") or {}).get("containers") or []:
         for e in c.get("env") or []:
+            if not isinstance(e, Mapping):
+                continue
             if "value" in e and e.get("value") is not None:
-                out[e["name"]] = str(e["value"])
+                out[str(e.get("name"))] = str(e["value"])
+            else:
+                out.pop(str(e.get("name")), None)
     return out
