@@ -847,7 +847,9 @@ class PodRun:
             t.start()
         for t in stops:
             t.join()
-        self.log(f"{name}: containers stopped after {time.monotonic() - t0:.1f}s")
+        codes = {n: podman("inspect", "--format", "{{.State.ExitCode}}", cn, check=False).stdout.strip()
+                 for n, cn in pod.containers.items()}
+        self.log(f"{name}: containers stopped after {time.monotonic() - t0:.1f}s, exit codes {codes}")
         podman("pod", "rm", "-f", "-t", "0", pod.podman_pod, check=False, timeout=120)
         assert self.kube
         self.kube.remove("Pod", name, self.namespace)
