@@ -171,3 +171,13 @@ def test_values_comments_state_what_the_image_does_on_sigterm():
     text = (Path(__file__).resolve().parents[2] / "charts/vernemq/values.yaml").read_text()
     assert "on a scale-down it first makes the node leave" not in text
     assert "only stops the node" in text and "leaveOnScaleDown" in text
+
+
+def test_every_container_start_begins_from_the_seeded_vm_args(default_docs):
+    """The start script edits vm.args in place; the emptyDir outlives a container restart (tests/podlab
+    test_chart_pod_survives_a_container_restart shows the crash loop without this)."""
+    pod = pod_of(default_docs)
+    assert "cp /seed/etc/vm.args /seed/etc/vm.args.seeded" in pod["initContainers"][0]["command"][-1]
+    c = container(sts_of(default_docs))
+    assert c["command"] == ["sh", "-c", "cp /vernemq/etc/vm.args.seeded /vernemq/etc/vm.args && exec start_vernemq"]
+    assert "args" not in c

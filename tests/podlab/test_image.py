@@ -362,3 +362,28 @@ def test_image_inputs_are_hashed_not_timed():
     finally:
         shutil.rmtree(tmp)
     assert re.fullmatch(r"localhost/podlab/vernemq-source:2\.1\.2", images.image_ref("source"))
+
+
+def test_chart_pod_survives_a_container_restart(image):
+    """A container restart (crash, liveness kill) keeps the pod's emptyDirs. The image's start script edits
+    vm.args in place, and on a second run its Kubernetes rename cut the earlier join line in half: the node died
+    in do_boot and the container crash-looped. The chart starts every run from the seeded vm.args."""
+    from tests.podlab.runner import PodRun, render
+
+    rendered = render(ROOT / "charts" / "vernemq", "rs", "lab", set_values=[
+        "replicaCount=2", "vernemq.acceptEula=true", "vernemq.allowAnonymous=true", "tests.enabled=false"])
+    run = PodRun(rendered, namespace="lab", images={"vernemq/vernemq:2.1.2": image})
+    try:
+        run.start()
+        pods = ["rs-vernemq-0", "rs-vernemq-1"]
+        run.wait_ready(pods, timeout=180)
+        pod = run.pods[pods[0]]
+        podman("kill", pod.containers["vernemq"])
+        wait_for("the restart", lambda: pod.restarts.get("vernemq", 0) >= 1, timeout=60)
+        wait_for("Ready again after the restart", lambda: pod.ready and pod.restarts["vernemq"] == 1, timeout=120)
+        shown = run.exec(pods[0], ["vmq-admin", "cluster", "show"])
+        assert shown.returncode == 0 and shown.stdout.count("true") == 2, shown.stdout + shown.stderr
+        vm_args = run.exec(pods[0], ["cat", "/vernemq/etc/vm.args"]).stdout
+        assert vm_args.count("vmq_server_cmd:node_join") == 1, vm_args
+    finally:
+        run.close()
