@@ -387,3 +387,33 @@ def test_chart_pod_survives_a_container_restart(image):
         assert vm_args.count("vmq_server_cmd:node_join") == 1, vm_args
     finally:
         run.close()
+
+
+def test_start_script_exits_when_the_statefulset_read_is_forbidden(image):
+    """With the token, the start script reads its own pod and then its StatefulSet through the API server
+    (fakekube behind the pod runner, authorizing like RBAC); a Role that grants pods but not statefulsets
+    makes that read a 403 and the script exits before starting the node."""
+    from tests.podlab.runner import PodRun, render
+
+    rendered = render(ROOT / "charts" / "vernemq", "nr", "lab", set_values=[
+        "replicaCount=1", "vernemq.acceptEula=true", "tests.enabled=false", "rbac.create=false",
+        "serviceAccount.create=false", "serviceAccount.name=pods-only"])
+    rbac = [{"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+             "metadata": {"name": "pods-only", "namespace": "lab"},
+             "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]}]},
+            {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+             "metadata": {"name": "pods-only", "namespace": "lab"},
+             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "pods-only"},
+             "subjects": [{"kind": "ServiceAccount", "name": "pods-only", "namespace": "lab"}]}]
+    run = PodRun(rendered, namespace="lab", images={"vernemq/vernemq:2.1.2": image}, existing=rbac)
+    try:
+        run.start()
+        logs = wait_for("the start script's refusal", lambda: (lambda t: t if "Permission error" in t else None)(
+            run.logs("nr-vernemq-0", "vernemq")), timeout=90)
+        assert "Cannot access URL /apis/apps/v1/namespaces/lab/statefulsets/nr-vernemq" in logs
+        assert "403" in logs and "Permissions ok" not in logs
+        assert not run.pods["nr-vernemq-0"].ready
+        paths = [p for _m, p, _q in run.kube.requests]
+        assert "/api/v1/namespaces/lab/pods/nr-vernemq-0" in paths  # the pod read was allowed and done first
+    finally:
+        run.close()
