@@ -151,6 +151,7 @@ class PodRun:
         self.services = [o for o in self.objects if o.get("kind") == "Service"]
         self.policies = [parse_policy(o, namespace) for o in self.objects + self.hooks
                          if o.get("kind") == "NetworkPolicy"]
+        self.pdbs = [copy.deepcopy(o) for o in self.objects if o.get("kind") == "PodDisruptionBudget"]
         self.serviceaccounts = {o["metadata"]["name"]: o for o in self.objects if o.get("kind") == "ServiceAccount"}
         self.pods: dict[str, Pod] = {}
         self.events: list[str] = []
@@ -243,6 +244,27 @@ class PodRun:
                          "currentRevision": f"{name}-{rev}", "updateRevision": f"{name}-{rev}"}
         assert self.kube
         self.kube.add(sts)
+        self._publish_pdbs()
+
+    def _publish_pdbs(self) -> None:
+        """The disruption controller's status of every PodDisruptionBudget (matchLabels selectors)."""
+        for pdb in self.pdbs:
+            spec = pdb.get("spec") or {}
+            sel = (spec.get("selector") or {}).get("matchLabels") or {}
+            pods = [p for p in list(self.pods.values()) if p.owner
+                    and all((p.manifest["metadata"].get("labels") or {}).get(k) == v for k, v in sel.items())]
+            expected = sum(int(st["spec"].get("replicas", 1)) for st in self.statefulsets.values()
+                           if all(((st["spec"]["template"].get("metadata") or {}).get("labels") or {}).get(k) == v
+                                  for k, v in sel.items()))
+            healthy = sum(p.ready for p in pods)
+            if "minAvailable" in spec:
+                desired = _scaled(spec["minAvailable"], expected, up=True)
+            else:
+                desired = expected - _scaled(spec.get("maxUnavailable", 1), expected, up=True)
+            pdb["status"] = {"observedGeneration": 1, "expectedPods": expected, "currentHealthy": healthy,
+                             "desiredHealthy": max(desired, 0), "disruptionsAllowed": max(healthy - desired, 0)}
+            if self.kube and not self.closed:
+                self.kube.add(pdb)
 
     def reconcile_all(self, wait: bool = False) -> None:
         for name in self.statefulsets:
@@ -986,6 +1008,15 @@ class PodRun:
                 lines.append("  logs: " + self.logs(n, c).strip()[-1500:].replace("\n", "\n        "))
         lines += ["events:", *self.events[-40:]]
         return "\n".join(lines)
+
+
+def _scaled(value: Any, total: int, up: bool) -> int:
+    """An int-or-percent PDB field against ``total`` pods (percentages round up, as the controller does)."""
+    if isinstance(value, str) and value.endswith("%"):
+        import math
+        frac = total * int(value[:-1]) / 100
+        return math.ceil(frac) if up else math.floor(frac)
+    return int(value)
 
 
 def _served(obj: dict) -> bool:

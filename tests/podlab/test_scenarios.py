@@ -8,7 +8,8 @@ MQTT clients can log in, since anonymous access is off by default), then the aks
    `vmq-admin` works in every pod;
 2. the nodes run with the Secret's cookie: a handshake with `vmq` is refused (and one with the Secret's
    cookie accepted); the cookie is not in the manifest, in any container's args, logs, or `ps`;
-3. the API key works once a pod is Ready (bound: API_KEY_BOUND seconds after Ready), and Ready never flaps;
+3. the API key works within API_KEY_BOUND seconds of the pods' creation (the image's 60 s wait plus the
+   boot), and Ready never flaps while it is missing (readiness does not use the API);
 4. `vmq-validate distribution` (kube-exec through the fake API server into `podman exec`), `clients
    --canary` against the pod IPs and `preflight` report clean;
 7. with the NetworkPolicies enforced: a container outside the release cannot reach 4369, 9100-9109,
@@ -49,6 +50,7 @@ from tests.podlab.podman import podman
 from tests.podlab.runner import PodRun, render
 from validators.erldist import epmd
 from validators.erldist.handshake import handshake
+from validators.erldist.net import NetError
 from validators.netpol.evaluate import Evaluator
 from validators.netpol.model import Endpoint, pod_endpoint
 from validators.vernemq.parse import parse_status_json
@@ -60,8 +62,9 @@ NS = "mqtt"
 REL = "r"
 STS = f"{REL}-vernemq"
 PODS = [f"{STS}-{i}" for i in range(3)]
-#: seconds after a pod is Ready within which its API key must work (docs/podlab.md, values.yaml)
-API_KEY_BOUND = 30
+#: seconds after the pods are created within which the API key must work: the image adds it 60 s after the
+#: container starts, and keys are cluster-wide (values.yaml, apiKey); 30 s more for the node's boot
+API_KEY_BOUND = 90
 READY_TIMEOUT = 240
 USER, PASSWORD = "podlab", "podlab-user-password-7f3a"
 SECOND_TAG = "2.1.2-podlab2"
@@ -143,7 +146,7 @@ def wait_for(cond, what: str, timeout: float = 60.0, step: float = 1.0):
             last = cond()
             if last:
                 return last
-        except (AssertionError, OSError, ValueError) as exc:
+        except (AssertionError, OSError, ValueError, NetError) as exc:
             last = exc
         time.sleep(step)
     raise AssertionError(f"not within {timeout:g}s: {what} (last: {last!r})")
@@ -205,7 +208,7 @@ class Release:
         self.kubeconfig = run.kubeconfig(tmp / "kubeconfig")
         self.cookie = secret_value(run, "erlang-cookie", "cookie")
         self.api_key = secret_value(run, "api-key", "api-key")
-        self.ready_at: dict[str, float] = {}
+        self.created_at = 0.0
 
     def kube_args(self) -> list[str]:
         return ["--kubeconfig", str(self.kubeconfig), "--context", "podlab", "--namespace", NS, "--release", REL]
@@ -230,6 +233,7 @@ class Release:
 def start_release(tmp: Path, values: list[Path] = (), set_values: list[str] = ()) -> Release:
     rendered = render(CHART, REL, NS, values=list(values), set_values=SET + list(set_values))
     run = PodRun(rendered, namespace=NS, images=images_for(rendered), existing=EXISTING)
+    created_at = time.monotonic()
     try:
         run.start()
         run.wait_ready(PODS, timeout=READY_TIMEOUT)
@@ -237,8 +241,7 @@ def start_release(tmp: Path, values: list[Path] = (), set_values: list[str] = ()
         run.close()
         raise
     rel = Release(run, rendered, tmp)
-    for p in PODS:
-        rel.ready_at[p] = time.monotonic()
+    rel.created_at = created_at
     return rel
 
 
@@ -342,7 +345,8 @@ def test_3_api_key_works_within_the_bound_and_readiness_does_not_flap(rel):
         def ok(ip=ip):
             code, _ = http_get(f"http://{ip}:8888/api/v1/cluster/show", {"x-api-key": rel.api_key})
             return code == 200
-        wait_for(ok, f"the API key works on {p}", timeout=max(1.0, API_KEY_BOUND - (time.monotonic() - rel.ready_at[p])))
+        wait_for(ok, f"the API key works on {p} within {API_KEY_BOUND}s of the pods' creation",
+                 timeout=max(1.0, API_KEY_BOUND - (time.monotonic() - rel.created_at)))
         code, _ = http_get(f"http://{ip}:8888/api/v1/cluster/show", {"x-api-key": "wrong"})
         assert code == 401
     flaps = [e for e in rel.run.events if "Ready=False" in e]
@@ -504,8 +508,9 @@ def test_6_without_the_leave_hook_the_validators_report_the_ghost(rel):
     run = rel.run
     run.scale(STS, 3)
     run.wait_ready(PODS, timeout=READY_TIMEOUT)
-    off = sts_of(render(CHART, REL, NS, set_values=SET + [f"image.tag={SECOND_TAG}", "statefulset.leaveOnScaleDown=false"]))
-    on = copy.deepcopy(run.statefulsets[STS])
+    tag = run.statefulsets[STS]["spec"]["template"]["spec"]["containers"][0]["image"].rsplit(":", 1)[-1]
+    off = sts_of(render(CHART, REL, NS, set_values=SET + [f"image.tag={tag}", "statefulset.leaveOnScaleDown=false"]))
+    on = sts_of(render(CHART, REL, NS, set_values=SET + [f"image.tag={tag}"]))
     hooked = [c["name"] for c in on["spec"]["template"]["spec"]["containers"] if (c.get("lifecycle") or {}).get("preStop")]
     assert hooked, "the default render has no preStop hook"
     for c in on["spec"]["template"]["spec"]["containers"]:
@@ -519,11 +524,14 @@ def test_6_without_the_leave_hook_the_validators_report_the_ghost(rel):
     run.scale(STS, 2)
     ghost = f"VerneMQ@{fqdn(PODS[2])}"
     assert ghost in cluster_members(run, PODS[0])
-    proc = vmq_validate("distribution", *rel.kube_args(), "--format", "json")
+    # --timeout 10: the lab node's HTTP view waits on its reconnect attempt to the ghost (net_setuptime 7 s);
+    # VerneMQ answers at once (docs/podlab.md)
+    proc = vmq_validate("distribution", *rel.kube_args(), "--format", "json", "--timeout", "10")
     assert proc.returncode == 1, proc.stdout[-3000:]
     report = json.loads(proc.stdout)
-    failing = [r for r in report["results"] if r["status"] == "fail"]
-    assert any(r["check"] == "DIST-007" and ghost in json.dumps(r) for r in failing), json.dumps(failing)[:3000]
+    findings = [r for r in report["results"] if r["status"] != "pass"]
+    assert any(r["check"] == "DIST-007" and r["status"] == "fail" and ghost in json.dumps(r) for r in findings), \
+        json.dumps(findings, indent=1)[:4000]
 
 
 # ---------------------------------------------------------------------------------------------
