@@ -890,7 +890,8 @@ class PodRun:
     # -- one-shot pods (helm test) ------------------------------------------------------------
     def run_hook_pod(self, name: str, timeout: float = 120) -> tuple[int, str]:
         """Run a rendered hook Pod (e.g. the helm test) to completion: (exit code, logs)."""
-        manifest = copy.deepcopy(next(o for o in self.hooks if o.get("kind") == "Pod" and o["metadata"]["name"] == name))
+        manifest = copy.deepcopy(next(o for o in self.hooks
+                                      if o.get("kind") == "Pod" and o["metadata"]["name"] == name))
         pod = self.create_pod(manifest)
         pod.stop.set()
         cname = next(iter(pod.containers.values()))

@@ -130,7 +130,8 @@ def test_hostnames_and_the_service_account_folder_against_rbac(run):
     out = sh(run, "x-0", "hostname; getent hosts x-2.x-h.lab.svc.cluster.local").stdout.split()
     assert out[0] == "x-0" and out[1] == run.pods["x-2"].ip
     sa = "/var/run/secrets/kubernetes.io/serviceaccount"
-    curl = (f'curl -sS -o /dev/null -w "%{{http_code}} " --cacert {sa}/ca.crt -H "Authorization: Bearer $(cat {sa}/token)" '
+    curl = (f'curl -sS -o /dev/null -w "%{{http_code}} " --cacert {sa}/ca.crt '
+            f'-H "Authorization: Bearer $(cat {sa}/token)" '
             "https://kubernetes.default.svc.cluster.local")
     codes = sh(run, "x-0", f"cat {sa}/namespace; echo; {curl}/api/v1/namespaces/lab/pods/x-1; "
                            f"{curl}/api/v1/namespaces/lab/secrets").stdout.split()

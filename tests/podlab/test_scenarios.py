@@ -30,7 +30,6 @@ docs/standin.md) and a Debian image with the Mosquitto clients for the helm test
 from __future__ import annotations
 
 import base64
-import copy
 import json
 import os
 import subprocess
@@ -94,7 +93,9 @@ def images_for(rendered: str) -> dict[str, str]:
     env = [e.get("name") for c in sts["spec"]["template"]["spec"]["containers"] for e in c.get("env") or []]
     flavor = "official" if "DOCKER_VERNEMQ_ACCEPT_EULA" in env else "source"
     for o in objects_from_yaml(rendered):
-        spec = (o.get("spec") or {}).get("template", {}).get("spec") if o.get("kind") == "StatefulSet" else o.get("spec")
+        spec = o.get("spec") or {}
+        if o.get("kind") == "StatefulSet":
+            spec = spec.get("template", {}).get("spec")
         if o.get("kind") not in ("StatefulSet", "Pod") or not spec:
             continue
         for c in (spec.get("initContainers") or []) + (spec.get("containers") or []):
@@ -268,7 +269,8 @@ def test_1_three_pods_ready_form_one_cluster(rel):
         members = cluster_members(rel.run, p)
         for node in want:
             assert node in members, f"{p}: vmq-admin cluster show lacks {node}:\n{members}"
-    pods = rel.run.kube.answer("GET", f"/api/v1/namespaces/{NS}/pods", {"labelSelector": f"app.kubernetes.io/instance={REL}"},
+    pods = rel.run.kube.answer("GET", f"/api/v1/namespaces/{NS}/pods",
+                               {"labelSelector": f"app.kubernetes.io/instance={REL}"},
                                f"Bearer {rel.run.admin_token}")[1]["items"]
     assert sorted(p["metadata"]["name"] for p in pods) == PODS
     assert all(p["spec"]["subdomain"] == f"{STS}-headless" for p in pods)
@@ -520,7 +522,8 @@ def test_6_without_the_leave_hook_the_validators_report_the_ghost(rel):
     tag = run.statefulsets[STS]["spec"]["template"]["spec"]["containers"][0]["image"].rsplit(":", 1)[-1]
     off = sts_of(render(CHART, REL, NS, set_values=SET + [f"image.tag={tag}", "statefulset.leaveOnScaleDown=false"]))
     on = sts_of(render(CHART, REL, NS, set_values=SET + [f"image.tag={tag}"]))
-    hooked = [c["name"] for c in on["spec"]["template"]["spec"]["containers"] if (c.get("lifecycle") or {}).get("preStop")]
+    hooked = [c["name"] for c in on["spec"]["template"]["spec"]["containers"]
+              if (c.get("lifecycle") or {}).get("preStop")]
     assert hooked, "the default render has no preStop hook"
     for c in on["spec"]["template"]["spec"]["containers"]:
         c.pop("lifecycle", None)
