@@ -51,6 +51,7 @@ from tests.podlab.podman import podman, podman_env
 from validators.netpol.model import parse_policy, pod_endpoint
 
 SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+_HOSTS_MARK = "# podlab: the headless Service's records (kept current by the runner)"
 #: first host number of pod IPs in the run's subnet (the gateway is .1)
 FIRST_HOST = 10
 
@@ -113,6 +114,7 @@ class Pod:
     exit_codes: dict[str, int] = field(default_factory=dict)
     container_started_at: dict[str, float] = field(default_factory=dict)
     volumes: dict[str, tuple[str, bool]] = field(default_factory=dict)  # name -> (host dir, read-only)
+    hosts_path: str = ""  # the infra container's /etc/hosts (shared by the pod's containers)
 
     @property
     def spec(self) -> dict:
@@ -368,19 +370,9 @@ class PodRun:
 
     # -- one pod ------------------------------------------------------------------------------
     def _hosts(self, me: str) -> list[str]:
-        """--add-host entries: every StatefulSet pod's headless name, the Services (to ordinal 0 or the
-        first pod they select: there is no kube-proxy), and the API server."""
+        """--add-host entries: the Services (to ordinal 0 or the first pod they select: there is no
+        kube-proxy) and the API server. The pods' headless names are kept current by _sync_hosts."""
         out = []
-        for sts_name, sts in self.statefulsets.items():
-            svc = sts["spec"].get("serviceName")
-            for o in range(int(sts["spec"].get("replicas", 1))):
-                pn = f"{sts_name}-{o}"
-                if pn == me:
-                    continue
-                ip = self.ip_of(pn)
-                if svc:
-                    out.append(f"{pn}.{svc}.{self.namespace}.svc.{self.domain}:{ip}")
-                    out.append(f"{pn}.{svc}.{self.namespace}.svc:{ip}")
         for svc in self.services:
             target = self._service_target(svc)
             if target:
@@ -391,6 +383,33 @@ class PodRun:
         for n in self.api_names:
             out.append(f"{n}:{self.gateway}")
         return out
+
+    def _sync_hosts(self) -> None:
+        """The headless Service's records as cluster DNS serves them (publishNotReadyAddresses: while a pod
+        exists): a block at the end of every pod's /etc/hosts, rewritten in place whenever a pod comes or
+        goes, so a deleted pod's name stops resolving (lookups of unknown names fail at once: the pods'
+        resolver is 127.0.0.1, where nothing answers)."""
+        with self.lock:
+            pods = list(self.pods.values())
+            rows = []
+            for p in pods:
+                sub = p.spec.get("subdomain")
+                if p.owner and sub:
+                    host = p.spec.get("hostname") or p.name
+                    rows.append(f"{p.ip}\t{host}.{sub}.{self.namespace}.svc.{self.domain} "
+                                f"{host}.{sub}.{self.namespace}.svc")
+            block = _HOSTS_MARK + "\n" + "".join(r + "\n" for r in rows)
+            for p in pods:
+                if not p.hosts_path:
+                    continue
+                try:
+                    with open(p.hosts_path, "r+") as fh:  # in place: the file is bind-mounted into the pod
+                        head = fh.read().split(_HOSTS_MARK)[0]
+                        fh.seek(0)
+                        fh.write(head + ("" if head.endswith("\n") else "\n") + block)
+                        fh.truncate()
+                except OSError:
+                    pass  # the pod is going away
 
     def _service_target(self, svc: dict) -> str | None:
         sel = (svc.get("spec") or {}).get("selector") or {}
@@ -422,7 +441,9 @@ class PodRun:
         self.log(f"{name}: creating (ip {ip})")
         hostname = spec.get("hostname") or name
         args = ["pod", "create", "--name", pod.podman_pod, "--network", self.network, "--ip", ip,
-                "--hostname", hostname, "--label", f"podlab.run={self.id}"]
+                "--hostname", hostname, "--label", f"podlab.run={self.id}", "--dns", "127.0.0.1",
+                "--dns-search", f"{self.namespace}.svc.{self.domain}", "--dns-search", f"svc.{self.domain}",
+                "--dns-search", self.domain, "--dns-option", "ndots:5"]
         if spec.get("subdomain"):
             fqdn = f"{hostname}.{spec['subdomain']}.{self.namespace}.svc.{self.domain}"
             args += ["--add-host", f"{fqdn}:{ip}"]
@@ -430,6 +451,9 @@ class PodRun:
             args += ["--add-host", h]
         podman(*args, timeout=120)
         podman("pod", "start", pod.podman_pod, timeout=120)
+        infra = podman("pod", "inspect", "--format", "{{.InfraContainerID}}", pod.podman_pod).stdout.strip()
+        pod.hosts_path = podman("inspect", "--format", "{{.HostsPath}}", infra).stdout.strip()
+        self._sync_hosts()
         if self.enforce_netpol:
             self.apply_netpol()
         self._make_volumes(pod)
@@ -879,6 +903,7 @@ class PodRun:
         self.kube.remove("Pod", name, self.namespace)
         with self.lock:
             del self.pods[name]
+        self._sync_hosts()
         for d in pod.dirs:
             shutil.rmtree(d, ignore_errors=True)
         if pod.owner:
@@ -919,7 +944,8 @@ class PodRun:
 
     def run_outsider(self, image: str, argv: list[str], timeout: float = 120) -> subprocess.CompletedProcess:
         """A container on the run's network that is no pod of the release (no labels, no policy)."""
-        return podman("run", "--rm", "--network", self.network, "--ip", self.outsider_ip(), "--pull", "never",
+        return podman("run", "--rm", "--network", self.network, "--ip", self.outsider_ip(), "--dns", "127.0.0.1",
+                      "--pull", "never",
                       "--label", f"podlab.run={self.id}", "--user", "10000:10000", "--cap-drop", "ALL", image, *argv,
                       check=False, timeout=timeout)
 

@@ -187,6 +187,9 @@ def test_scale_down_goes_highest_ordinal_first(run):
     deletes = [e.split()[1].rstrip(":") for e in run.events if ": deleting" in e]
     assert deletes[-2:] == ["x-2", "x-1"]
     assert sorted(run.pods) == ["x-0"]
+    # the headless records follow the pods, as cluster DNS does: a gone pod's name no longer resolves
+    assert sh(run, "x-0", "getent hosts x-1.x-h.lab.svc.cluster.local").returncode == 2
+    assert sh(run, "x-0", "getent hosts x-0.x-h.lab.svc.cluster.local").stdout.split()[0] == run.pods["x-0"].ip
     sts = run.kube.answer("GET", "/apis/apps/v1/namespaces/lab/statefulsets/x", {}, f"Bearer {run.admin_token}")[1]
     assert sts["spec"]["replicas"] == 1 and sts["status"]["replicas"] == 1
 
