@@ -51,7 +51,6 @@ from tests.podlab.podman import podman, podman_env
 from validators.netpol.model import parse_policy, pod_endpoint
 
 SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
-_HOSTS_MARK = "# podlab: the headless Service's records (kept current by the runner)"
 #: first host number of pod IPs in the run's subnet (the gateway is .1)
 FIRST_HOST = 10
 
@@ -385,10 +384,12 @@ class PodRun:
         return out
 
     def _sync_hosts(self) -> None:
-        """The headless Service's records as cluster DNS serves them (publishNotReadyAddresses: while a pod
-        exists): a block at the end of every pod's /etc/hosts, rewritten in place whenever a pod comes or
-        goes, so a deleted pod's name stops resolving (lookups of unknown names fail at once: the pods'
-        resolver is 127.0.0.1, where nothing answers)."""
+        """The headless Services' records as cluster DNS serves them (publishNotReadyAddresses: while a pod
+        exists), in every pod's /etc/hosts, rewritten in place whenever a pod comes or goes, so a deleted
+        pod's name stops resolving (lookups of unknown names fail at once: the pods' resolver is 127.0.0.1,
+        where nothing answers). podman drops comments from the file, so the lines are recognised by name."""
+        subs = {f".{st['spec']['serviceName']}.{self.namespace}.svc" for st in self.statefulsets.values()
+                if st["spec"].get("serviceName")}
         with self.lock:
             pods = list(self.pods.values())
             rows = []
@@ -397,16 +398,16 @@ class PodRun:
                 if p.owner and sub:
                     host = p.spec.get("hostname") or p.name
                     rows.append(f"{p.ip}\t{host}.{sub}.{self.namespace}.svc.{self.domain} "
-                                f"{host}.{sub}.{self.namespace}.svc")
-            block = _HOSTS_MARK + "\n" + "".join(r + "\n" for r in rows)
+                                f"{host}.{sub}.{self.namespace}.svc\n")
             for p in pods:
                 if not p.hosts_path:
                     continue
                 try:
                     with open(p.hosts_path, "r+") as fh:  # in place: the file is bind-mounted into the pod
-                        head = fh.read().split(_HOSTS_MARK)[0]
+                        keep = [ln for ln in fh.read().splitlines(keepends=True)
+                                if not any(f"{sub}." in ln or ln.rstrip().endswith(sub) for sub in subs)]
                         fh.seek(0)
-                        fh.write(head + ("" if head.endswith("\n") else "\n") + block)
+                        fh.write("".join(ln if ln.endswith("\n") else ln + "\n" for ln in keep) + "".join(rows))
                         fh.truncate()
                 except OSError:
                     pass  # the pod is going away
