@@ -236,16 +236,23 @@ class PodRun:
     def _publish_sts(self, sts: dict) -> None:
         name = sts["metadata"]["name"]
         owned = [p for p in self.pods.values() if p.owner == name]
-        rev = _revision(sts["spec"]["template"])
+        rev = self.sts_revision(sts)
+        # currentRevision stays the older one until every pod runs the update revision
+        older = [p.revision for p in sorted(owned, key=lambda p: p.ordinal or 0) if p.revision != rev]
+        cur = older[0] if older else rev
         sts["status"] = {"observedGeneration": sts["metadata"].get("generation", 1),
                          "replicas": len(owned), "readyReplicas": sum(p.ready for p in owned),
                          "availableReplicas": sum(p.ready for p in owned),
-                         "currentReplicas": sum(p.revision == rev for p in owned),
+                         "currentReplicas": sum(p.revision == cur for p in owned),
                          "updatedReplicas": sum(p.revision == rev for p in owned),
-                         "currentRevision": f"{name}-{rev}", "updateRevision": f"{name}-{rev}"}
+                         "currentRevision": f"{name}-{cur}", "updateRevision": f"{name}-{rev}"}
         assert self.kube
         self.kube.add(sts)
         self._publish_pdbs()
+
+    def sts_revision(self, sts: dict) -> str:
+        """The revision of the StatefulSet's template with the images it maps to (a new tag is a new one)."""
+        return _revision({"t": sts["spec"]["template"], "images": sorted(self.images.items())})
 
     def _publish_pdbs(self) -> None:
         """The disruption controller's status of every PodDisruptionBudget (matchLabels selectors)."""
@@ -323,7 +330,7 @@ class PodRun:
         sts["spec"].setdefault("updateStrategy", {"type": "RollingUpdate"}).setdefault(
             "rollingUpdate", {})["partition"] = partition
         sts["metadata"]["generation"] = sts["metadata"].get("generation", 1) + 1
-        rev = _revision({"t": sts["spec"]["template"], "images": sorted(self.images.items())})
+        rev = self.sts_revision(sts)
         self._publish_sts(sts)
         order = []
         for ordinal in range(int(sts["spec"].get("replicas", 1)) - 1, partition - 1, -1):
@@ -348,7 +355,7 @@ class PodRun:
         name = f"{sts_name}-{ordinal}"
         md = tmpl.setdefault("metadata", {})
         labels = md.setdefault("labels", {})
-        rev = revision or _revision({"t": sts["spec"]["template"], "images": sorted(self.images.items())})
+        rev = revision or self.sts_revision(sts)
         labels.update({"statefulset.kubernetes.io/pod-name": name, "apps.kubernetes.io/pod-index": str(ordinal),
                        "controller-revision-hash": f"{sts_name}-{rev}"})
         spec = tmpl["spec"]

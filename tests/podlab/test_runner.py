@@ -192,6 +192,8 @@ def test_scale_down_goes_highest_ordinal_first(run):
     assert sh(run, "x-0", "getent hosts x-0.x-h.lab.svc.cluster.local").stdout.split()[0] == run.pods["x-0"].ip
     sts = run.kube.answer("GET", "/apis/apps/v1/namespaces/lab/statefulsets/x", {}, f"Bearer {run.admin_token}")[1]
     assert sts["spec"]["replicas"] == 1 and sts["status"]["replicas"] == 1
+    st = sts["status"]
+    assert st["updatedReplicas"] == st["currentReplicas"] == 1 and st["currentRevision"] == st["updateRevision"]
 
 
 def test_run_as_non_root_refuses_root():

@@ -480,10 +480,16 @@ def test_9_partitioned_upgrade_to_a_second_tag_loses_no_session(rel):
     assert order == []
     for ordinal in range(replicas - 1, -1, -1):
         order += run.roll(STS, template=new_sts["spec"]["template"], images=images, partition=ordinal)
+        st = run.kube.answer("GET", f"/apis/apps/v1/namespaces/{NS}/statefulsets/{STS}", {},
+                             f"Bearer {run.admin_token}")[1]["status"]
+        assert st["updatedReplicas"] == replicas - ordinal, st
         proc = vmq_validate("distribution", *rel.kube_args(), "--format", "json")
         assert proc.returncode == 0, f"after {STS}-{ordinal}: " + proc.stdout[-3000:]
         assert "podlab-s9" in sessions(run, rel.api_key, PODS[0]), f"session lost after {STS}-{ordinal}"
     assert order == list(reversed(PODS))
+    st = run.kube.answer("GET", f"/apis/apps/v1/namespaces/{NS}/statefulsets/{STS}", {},
+                         f"Bearer {run.admin_token}")[1]["status"]
+    assert st["currentRevision"] == st["updateRevision"] and st["updatedReplicas"] == st["readyReplicas"] == 3
     for p in PODS:
         assert run.pods[p].spec["containers"][0]["image"].endswith(SECOND_TAG)
     c, seen = mqtt_client(run.pods[holder(run, rel.api_key, "podlab-s9")].ip, "podlab-s9", clean=False)
