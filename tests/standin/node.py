@@ -724,7 +724,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--connect-timeout", type=float, default=30.0, help="seconds a socket may stay without CONNECT")
     p.add_argument("--ws-request-timeout", type=float, default=5.0,
                    help="seconds a WebSocket-port connection may stay without upgrading (Cowboy: 5)")
-    p.add_argument("--state-file", help="keep the persistent sessions here over a graceful stop (SIGTERM)")
     p.add_argument("--peer-interval", type=float, default=0.5)
     p.add_argument("--cluster-show-url", help="answer /api/v1/cluster/show from this URL (a real Erlang node's view)")
     p.add_argument("--peers-url", help="take the peers from this URL ([{node, host}], a real Erlang cluster's members); "
