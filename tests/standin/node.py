@@ -480,6 +480,16 @@ class Node:
         fam("active_mqtt_connections", "gauge", "The number of active MQTT(S) connections.", [("", tcp)])
         fam("active_mqttws_connections", "gauge", "The number of active MQTT WS(S) connections.", [("", ws)])
         fam("queue_processes", "gauge", "The number of MQTT queue processes.", [("", len(self.sessions))])
+        # the stand-in never queues: every message a queue takes in is sent out at once (queue_message_in == out)
+        sent = c["mqtt_publish_sent"]
+        fam("queue_message_drop", "counter", "The number of messages dropped due to full queues.", [("", 0)])
+        fam("queue_message_expired", "counter", "The number of messages which expired before delivery.", [("", 0)])
+        fam("queue_message_unhandled", "counter", "The number of unhandled messages when connecting with clean "
+            "session=true or QoS0 for offline sessions.", [("", 0)])
+        fam("queue_message_in", "counter", "The number of PUBLISH packets received by MQTT queue processes.",
+            [("", sent)])
+        fam("queue_message_out", "counter", "The number of PUBLISH packets sent from MQTT queue processes.",
+            [("", sent)])
         fam("netsplit_resolved", "counter", "The number of resolved netsplits.", [("", c["netsplit_resolved"])])
         fam("netsplit_detected", "counter", "The number of detected netsplits.", [("", c["netsplit_detected"])])
         return "\n".join(out) + "\n"
