@@ -84,6 +84,24 @@ def parse_connect(body: bytes) -> Connect:
                    keepalive=keepalive, username=user)
 
 
+def parse_subscribe(body: bytes, level: int) -> dict[str, int]:
+    """SUBSCRIBE body -> {topic filter: requested QoS}."""
+    i = 2  # packet identifier
+    if level == 5:
+        plen, i = _varint(body, i)
+        if plen is None:
+            raise ProtocolError("truncated properties")
+        i += plen
+    out = {}
+    while i < len(body):
+        topic, i = _string(body, i)
+        if i >= len(body):
+            raise ProtocolError("truncated subscription options")
+        out[topic.decode("utf-8", "replace")] = body[i] & 0x03
+        i += 1
+    return out
+
+
 class MqttStream:
     """Feed bytes of one direction; get (packet type, body) for the packets the stand-in cares about."""
 

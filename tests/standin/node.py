@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .mqtt import (CONNACK, CONNECT, DISCONNECT, PUBLISH, RETURN_CODES, SUBSCRIBE, MqttStream, ProtocolError,
-                   WsStream, parse_connect)
+                   WsStream, parse_connect, parse_subscribe)
 
 VERSION = "2.1.2"
 DEFAULT_COLUMNS = ("client_id", "is_online", "mountpoint", "peer_host", "peer_port", "user")
@@ -48,6 +48,7 @@ class Session:
     online: bool = True
     peer: tuple[str, int] | None = None
     conn: "Conn | None" = None
+    subs: dict[str, int] = field(default_factory=dict)  # topic filter -> QoS (kept for a queue handover)
 
 
 @dataclass(eq=False)
@@ -66,10 +67,9 @@ class Node:
     def __init__(self, args: argparse.Namespace):
         self.a = args
         self.name = args.name
-        self.api_key = None
-        if args.api_key_file:
-            with open(args.api_key_file) as fh:
-                self.api_key = fh.read().strip()
+        self.api_keys: set[str] = set()
+        self._keys_mtime: float | None = None
+        self._load_keys()
         self.peers: dict[str, tuple[str, int]] = {}
         for p in args.peer:
             pname, _, addr = p.partition("=")
@@ -86,6 +86,41 @@ class Node:
         self.connect_received = {4: 0, 5: 0}
         self.connack = {code: 0 for code in RETURN_CODES.values()}
         self.started = time.time()
+        self.servers: list[asyncio.AbstractServer] = []  # the MQTT listeners (closed by a handover with kill)
+        self._load_state()
+
+    # ------------------------------------------------------------------ state kept on disk
+    def _load_keys(self) -> None:
+        """API keys, one a line; the file is read again whenever it changes (keys added at run time)."""
+        if not self.a.api_key_file:
+            return
+        try:
+            mtime = os.stat(self.a.api_key_file).st_mtime
+        except OSError:
+            return
+        if mtime != self._keys_mtime:
+            with open(self.a.api_key_file) as fh:
+                self.api_keys = {line.strip() for line in fh if line.strip()}
+            self._keys_mtime = mtime
+
+    def _load_state(self) -> None:
+        """Persistent sessions from --state-file (the broker behind keeps their queues across a restart)."""
+        if not self.a.state_file or not os.path.exists(self.a.state_file):
+            return
+        with open(self.a.state_file) as fh:
+            for row in json.load(fh):
+                self.sessions[row["client_id"]] = Session(row["client_id"], False, row["protocol"], row["user"],
+                                                          online=False, subs=dict(row.get("subs", {})))
+
+    def _save_state(self) -> None:
+        if not self.a.state_file:
+            return
+        rows = [{"client_id": s.client_id, "protocol": s.protocol, "user": s.user, "subs": s.subs}
+                for s in self.sessions.values() if not s.clean_session]
+        tmp = self.a.state_file + ".tmp"
+        with open(tmp, "w") as fh:
+            json.dump(rows, fh)
+        os.replace(tmp, self.a.state_file)
 
     # ------------------------------------------------------------------ MQTT side
     def active(self, kind: str) -> int:
@@ -155,7 +190,8 @@ class Node:
 
         tasks = [asyncio.ensure_future(pump(reader, up_w, from_client)),
                  asyncio.ensure_future(pump(up_r, writer, from_broker)),
-                 asyncio.ensure_future(connect_timer())]
+                 asyncio.ensure_future(connect_timer()),
+                 asyncio.ensure_future(conn.closing.wait())]
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         for t in tasks:
             t.cancel()
@@ -179,6 +215,13 @@ class Node:
             self.c["mqtt_publish_received"] += 1
         elif ptype == SUBSCRIBE:
             self.c["mqtt_subscribe_received"] += 1
+            if conn.session is not None and conn.connect is not None:
+                try:
+                    conn.session.subs.update(parse_subscribe(body, conn.connect.protocol))
+                except ProtocolError:
+                    pass
+                if not conn.session.clean_session:
+                    self._save_state()
         elif ptype == DISCONNECT:
             self.c["mqtt_disconnect_received"] += 1
 
@@ -205,6 +248,7 @@ class Node:
         sess.online, sess.peer, sess.conn = True, conn.peer, conn
         self.sessions[cid] = sess
         conn.session = sess
+        self._save_state()
         asyncio.ensure_future(self._takeover(cid))
 
     def _closed(self, conn: Conn) -> None:
@@ -216,6 +260,7 @@ class Node:
             if sess.clean_session:
                 del self.sessions[sess.client_id]
                 self.c["queue_teardown"] += 1
+                self._save_state()
             else:
                 sess.online, sess.peer, sess.conn = False, None, None
 
@@ -228,6 +273,9 @@ class Node:
     # ------------------------------------------------------------------ cluster side
     async def _peer_get(self, peer: str, path: str, timeout: float = 1.0) -> Any:
         host, port = self.peers[peer]
+        return await self._get(host, port, path, timeout)
+
+    async def _get(self, host: str, port: int, path: str, timeout: float = 1.0) -> Any:
         r, w = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
         try:
             w.write(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
@@ -240,15 +288,41 @@ class Node:
             raise OSError(f"peer answered {head[:40]!r}")
         return json.loads(body)
 
+    async def refresh_peers(self) -> None:
+        """--peers-url: the members of the real Erlang cluster next to us ([{node, host}...]) are the peers."""
+        u = urllib.parse.urlsplit(self.a.peers_url)
+        try:
+            r, w = await asyncio.wait_for(asyncio.open_connection(u.hostname, u.port or 80), 1)
+            try:
+                w.write(f"GET {u.path} HTTP/1.1\r\nHost: {u.hostname}\r\nConnection: close\r\n\r\n".encode())
+                await w.drain()
+                raw = await asyncio.wait_for(r.read(), 2)
+            finally:
+                w.close()
+            rows = json.loads(raw.partition(b"\r\n\r\n")[2])
+        except (OSError, asyncio.TimeoutError, ValueError):
+            return
+        peers = {row["node"]: (row["host"], self.a.cluster_port) for row in rows if row["node"] != self.name}
+        for gone in set(self.peers) - set(peers):
+            self.peer_up.pop(gone, None)
+            self.peer_seen.discard(gone)
+        for new in set(peers) - set(self.peers):
+            self.peer_up[new] = None
+        self.peers = peers
+
     async def watch_peers(self) -> None:
         while True:
-            for peer in self.peers:
+            if self.a.peers_url:
+                await self.refresh_peers()
+            for peer in list(self.peers):
                 try:
                     doc = await self._peer_get(peer, "/_standin/ping")
                     up = doc.get("node") == peer
                 except (OSError, asyncio.TimeoutError, ValueError):
                     up = False
-                before = self.peer_up[peer]
+                if peer not in self.peers:
+                    continue
+                before = self.peer_up.get(peer)
                 if before is True and not up:
                     self.c["netsplit_detected"] += 1
                 elif before is False and up and peer in self.peer_seen:
@@ -292,9 +366,10 @@ class Node:
 
     # ------------------------------------------------------------------ HTTP
     def authorized(self, headers: dict[str, str]) -> bool:
-        if not self.api_key:
+        self._load_keys()
+        if not self.api_keys:
             return False
-        if headers.get("x-api-key") == self.api_key:
+        if headers.get("x-api-key") in self.api_keys:
             return True
         auth = headers.get("authorization", "")
         if auth.lower().startswith("basic "):
@@ -302,7 +377,7 @@ class Node:
                 user = base64.b64decode(auth[6:].strip()).decode().split(":", 1)[0]
             except (ValueError, UnicodeDecodeError):
                 return False
-            return user == self.api_key
+            return user in self.api_keys
         return False
 
     async def serve_http(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, cluster: bool) -> None:
@@ -353,6 +428,10 @@ class Node:
             if path == "/_standin/sessions":
                 filters, _cols, limit = parse_session_query(q.get("q", ""))
                 return 200, _dumps(self.session_rows(filters, limit)), js, {}
+            if path == "/_standin/handover":
+                return 200, await self.handover(q.get("to", ""), q.get("kill") == "true"), "text/plain", {}
+            if path == "/_standin/adopt":
+                return 200, await self.adopt(json.loads(q.get("session", "{}"))), js, {}
             if path == "/_standin/takeover":
                 sess = self.sessions.get(q.get("client_id", ""))
                 if sess is not None:
@@ -402,6 +481,63 @@ class Node:
                 return 200, _dumps({"table": rows, "type": "table"}), js, {}
             return 404, b"", None, {}
         return 404, b"", None, {}
+
+    async def handover(self, to: str, kill: bool) -> bytes:
+        """A node leaving the cluster: with kill, stop the MQTT listeners and close every client connection;
+        then hand each persistent session (client id, subscriptions) to the node at ``to`` (its cluster
+        listener), which sets it up in its own broker. Messages already queued here stay behind."""
+        if kill:
+            for srv in self.servers:
+                srv.close()
+            for conn in list(self.conns):
+                conn.closing.set()
+            for _ in range(50):
+                if not self.conns:
+                    break
+                await asyncio.sleep(0.1)
+        host, _, port = to.rpartition(":")
+        moved = 0
+        for sess in [s for s in self.sessions.values() if not s.clean_session and not s.online]:
+            q = urllib.parse.urlencode({"session": json.dumps(
+                {"client_id": sess.client_id, "protocol": sess.protocol, "user": sess.user, "subs": sess.subs})})
+            try:
+                await self._get(host, int(port), f"/_standin/adopt?{q}", timeout=10)
+            except (OSError, asyncio.TimeoutError, ValueError) as exc:
+                raise RuntimeError(f"handover of {sess.client_id} to {to} failed: {exc}") from None
+            del self.sessions[sess.client_id]
+            self.c["queue_teardown"] += 1
+            moved += 1
+        self._save_state()
+        return f"handed over {moved} persistent session(s) to {to}".encode()
+
+    async def adopt(self, doc: dict[str, Any]) -> bytes:
+        """Set up a handed-over persistent session in our broker: CONNECT clean_session=0 on the internal
+        listener, SUBSCRIBE to its filters, DISCONNECT. The session then exists here, offline."""
+        host, _, port = (self.a.broker_internal or self.a.broker).rpartition(":")
+        r, w = await asyncio.wait_for(asyncio.open_connection(host, int(port)), 5)
+        try:
+            cid = doc["client_id"].encode()
+            var = b"\x00\x04MQTT\x04\x00\x00\x3c"  # MQTT 3.1.1, clean_session=0, keepalive 60
+            payload = len(cid).to_bytes(2, "big") + cid
+            w.write(_packet(0x10, var + payload))
+            head = await asyncio.wait_for(r.readexactly(4), 5)
+            if head[0] != 0x20 or head[3] != 0:
+                raise OSError(f"broker refused the handed-over session: CONNACK {head!r}")
+            if doc.get("subs"):
+                body = b"\x00\x01" + b"".join(len(t.encode()).to_bytes(2, "big") + t.encode() + bytes([min(q, 2)])
+                                               for t, q in doc["subs"].items())
+                w.write(_packet(0x82, body))
+                await asyncio.wait_for(r.readexactly(2 + len(doc["subs"]) + 2), 5)
+            w.write(b"\xe0\x00")
+            await w.drain()
+        finally:
+            w.close()
+        if doc["client_id"] not in self.sessions:
+            self.c["queue_setup"] += 1
+            self.sessions[doc["client_id"]] = Session(doc["client_id"], False, doc.get("protocol") or 4,
+                                                      doc.get("user"), online=False, subs=dict(doc.get("subs", {})))
+        self._save_state()
+        return b"{}"
 
     async def proxy_cluster_show(self, headers: dict[str, str]):
         """The real cluster view of an Erlang node next to us (the distribution lab), auth passed through."""
@@ -495,6 +631,16 @@ class Node:
         return "\n".join(out) + "\n"
 
 
+def _packet(first: int, body: bytes) -> bytes:
+    n, out = len(body), bytearray()
+    while True:
+        b, n = n % 128, n // 128
+        out.append(b | (0x80 if n else 0))
+        if not n:
+            break
+    return bytes([first]) + bytes(out) + body
+
+
 def _dumps(obj: Any) -> bytes:
     return json.dumps(obj, separators=(",", ":")).encode()
 
@@ -532,9 +678,11 @@ def parse_session_query(query: str) -> tuple[dict[str, Any], list[str], int]:
 async def amain(args: argparse.Namespace) -> None:
     node = Node(args)
     a = args
-    servers = [
+    node.servers = [
         await asyncio.start_server(lambda r, w: node.serve_mqtt(r, w, "mqtt"), a.addr, a.mqtt_port, backlog=1024),
         await asyncio.start_server(lambda r, w: node.serve_mqtt(r, w, "mqttws"), a.addr, a.ws_port, backlog=1024),
+    ]
+    servers = node.servers + [
         await asyncio.start_server(lambda r, w: node.serve_http(r, w, False), a.addr, a.http_port),
         await asyncio.start_server(lambda r, w: node.serve_http(r, w, True), a.addr, a.cluster_port),
     ]
@@ -565,6 +713,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--connect-timeout", type=float, default=30.0, help="seconds a socket may stay without CONNECT")
     p.add_argument("--peer-interval", type=float, default=0.5)
     p.add_argument("--cluster-show-url", help="answer /api/v1/cluster/show from this URL (a real Erlang node's view)")
+    p.add_argument("--peers-url", help="take the peers from this URL ([{node, host}], a real Erlang cluster's members); "
+                   "each peer's cluster listener is on --cluster-port")
+    p.add_argument("--state-file", help="keep the persistent sessions in this file across restarts")
+    p.add_argument("--broker-internal", help="HOST:PORT of a broker listener without authentication, used to set up "
+                   "handed-over sessions (default --broker)")
     args = p.parse_args(argv)
     try:
         asyncio.run(amain(args))
