@@ -277,3 +277,31 @@ def test_promtool_unit_tests_can_fail(promtool, rules_dir, tmp_path):
     shutil.copy(rules_dir / "tests.yaml", tmp_path)
     proc = subprocess.run([promtool, "test", "rules", "tests.yaml"], cwd=tmp_path, capture_output=True, text=True)
     assert proc.returncode != 0
+
+
+def test_traffic_013_trusts_only_this_releases_validator(renderer):
+    """The plan of the validator profile is clean (the release's own validator may reach the cluster ports);
+    a pod that only claims to be *a* validator (another instance) still makes TRAFFIC-013 warn."""
+    import copy
+
+    from tests.traffic.util import plan
+    from validators.collect import manifests
+
+    objs = manifests.normalize(manifests.read_documents_text(renderer.text(PROFILE), "r.yaml"), NAMESPACE)
+    r13 = [r for r in plan(objs, "mqtt", NAMESPACE).results if r.check == "TRAFFIC-013"]
+    assert r13 and {r.status.value for r in r13} == {"pass"}
+    assert all(r.evidence["release_validator"] == [f"{NAMESPACE}/{VALIDATOR}-0"] for r in r13)
+    dep = next(o for o in objs if o["kind"] == "Deployment")
+    intruder = copy.deepcopy(dep)
+    intruder["metadata"]["name"] = "intruder"
+    intruder["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/instance"] = "other"
+    objs.append(intruder)
+    np = next(o for o in objs if o["kind"] == "NetworkPolicy" and o["metadata"]["name"] == FULLNAME)
+    for rule in np["spec"]["ingress"]:
+        for peer in rule.get("from", []):
+            labels = peer.get("podSelector", {}).get("matchLabels", {})
+            if labels.get("app.kubernetes.io/component") == "validator":
+                labels.pop("app.kubernetes.io/instance")
+    r13 = [r for r in plan(objs, "mqtt", NAMESPACE).results if r.check == "TRAFFIC-013"]
+    assert {r.status.value for r in r13} == {"warn"}
+    assert all(r.evidence["reached_by"] == [f"{NAMESPACE}/intruder-0"] for r in r13), [r.evidence for r in r13]
