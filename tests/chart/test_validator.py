@@ -305,3 +305,21 @@ def test_traffic_013_trusts_only_this_releases_validator(renderer):
     r13 = [r for r in plan(objs, "mqtt", NAMESPACE).results if r.check == "TRAFFIC-013"]
     assert {r.status.value for r in r13} == {"warn"}
     assert all(r.evidence["reached_by"] == [f"{NAMESPACE}/intruder-0"] for r in r13), [r.evidence for r in r13]
+
+
+def test_policy_is_mounted_and_valid(renderer, tmp_path):
+    from validators.core.policy import Policy
+
+    off = [f"validator.policy.checks.TRAFFIC-01{i}.enabled=false" for i in range(1, 5)]
+    docs = renderer.docs(PROFILE, sets=[*off, "validator.policy.checks.CLIENTS-001.severity=warning"])
+    cm = find(docs, "ConfigMap", f"{VALIDATOR}-policy")
+    (tmp_path / "policy.yaml").write_text(cm["data"]["policy.yaml"])
+    policy = Policy.load(str(tmp_path / "policy.yaml"))
+    assert not policy.enabled("TRAFFIC-012") and policy.entries["CLIENTS-001"]["severity"] == "warning"
+    spec = find(docs, "Deployment", VALIDATOR)["spec"]["template"]["spec"]
+    (c,) = spec["containers"]
+    assert c["args"][c["args"].index("--policy") + 1] == "/etc/vmq-validate/policy.yaml"
+    assert {"name": "policy", "mountPath": "/etc/vmq-validate", "readOnly": True} in c["volumeMounts"]
+    assert {"name": "policy", "configMap": {"name": f"{VALIDATOR}-policy"}} in spec["volumes"]
+    assert "--policy" not in find(renderer.docs(PROFILE), "Deployment", VALIDATOR)["spec"]["template"]["spec"][
+        "containers"][0]["args"]

@@ -175,6 +175,7 @@ upd('validator.commands', uniqueItems=True, items={"enum": ["cluster", "distribu
 upd('validator.transport', enum=["direct", "kube-exec"])
 upd('validator.port', minimum=1024, maximum=65535)
 upd('validator.extraArgs', items={"type": "string"})
+node('validator.policy').update({"additionalProperties": False, "properties": {"checks": {"type": "object"}}})
 upd('validator.tolerations', items={"type": "object"})
 upd('validator.metricsSources', items={"type": "object", "minProperties": 1})
 for k in ('criticalFor', 'errorFor', 'staleFor'):
