@@ -263,3 +263,9 @@ def test_series_count_of_a_20_node_cluster(replay20):
     for label, value in (("context", context), ("in-cluster-direct", in_cluster_direct),
                          ("targets-direct", targets_direct)):
         assert f"<!-- series:{label} -->{value:,}" in text, (label, value)
+
+
+def test_a_single_option_passes_with_the_equals_form(replay20):
+    _, targets = replay20
+    plan = plan_of("--targets", str(targets), "--clients-args=--canary", "--distribution-args=--no-views")
+    assert plan.namespaces["clients"].canary is True and plan.namespaces["distribution"].no_views is True

@@ -554,10 +554,11 @@ class Watch(UtilityCommand):
                        help="where /metrics, /report and /healthz are served (127.0.0.1:9910)")
         w.add_argument("--policy", metavar="FILE", help="YAML policy: per-check severity, enabled, options")
         w.add_argument("--cycles", type=int, metavar="N", help="stop after N runs (default: until SIGTERM)")
+        examples = {"cluster": "--timeout 10", "distribution": "--transport direct",
+                    "clients": "--samples 1 --canary", "preflight": "--interval 5"}
         for name in WATCH_COMMANDS:
             w.add_argument(f"--{name}-args", metavar="OPTIONS",
-                           help=f"more options for {name}, as one string (e.g. --distribution-args "
-                                f"'--transport direct')")
+                           help=f"more options for {name}, as one string (e.g. '{examples[name]}')")
 
     def run(self, args: argparse.Namespace) -> int:
         try:
