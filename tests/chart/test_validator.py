@@ -323,3 +323,21 @@ def test_policy_is_mounted_and_valid(renderer, tmp_path):
     assert {"name": "policy", "configMap": {"name": f"{VALIDATOR}-policy"}} in spec["volumes"]
     assert "--policy" not in find(renderer.docs(PROFILE), "Deployment", VALIDATOR)["spec"]["template"]["spec"][
         "containers"][0]["args"]
+
+
+def test_checkov_passes_the_validator_objects(renderer, tmp_path):
+    """The chart-wide checkov scan covers 00-default and 10-aks; this one scans the validator profile with
+    every option on (exec, cluster reads, policy), with the same documented skips."""
+    from .conftest import helm_tool
+    from .test_lint_validate import CHECKOV_SKIPS
+
+    (tmp_path / "r.yaml").write_text(renderer.text(PROFILE, sets=[
+        "validator.transport=kube-exec", "validator.rbac.podsExec=true", "validator.rbac.clusterRead=true",
+        "validator.policy.checks.TRAFFIC-011.enabled=false"]))
+    proc = subprocess.run([helm_tool("checkov"), "--skip-download", "--framework", "kubernetes", "-d", str(tmp_path),
+                           "--skip-check", ",".join(CHECKOV_SKIPS), "-o", "json"],
+                          capture_output=True, text=True, timeout=170, cwd=tmp_path)
+    results = json.loads(proc.stdout)["results"]
+    assert [(c["check_id"], c["resource"]) for c in results["failed_checks"]] == []
+    scanned = {c["resource"] for c in results["passed_checks"]}
+    assert {f"Deployment.{NAMESPACE}.{VALIDATOR}", f"Role.{NAMESPACE}.{VALIDATOR}"} <= scanned, sorted(scanned)[:20]
