@@ -218,6 +218,16 @@ def _child(plan: Plan, wfd: int) -> None:
         os._exit(code)
 
 
+def _reap_orphans() -> None:
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
 @dataclass
 class CommandRun:
     command: str
@@ -273,6 +283,8 @@ def run_cycle(plan: Plan, stop: threading.Event | None = None) -> Cycle:
                 except (ProcessLookupError, PermissionError):
                     pass
         _, _, usage = os.wait4(pid, 0)
+        if os.getpid() == 1:  # PID 1 of a container: also reap what a killed run left orphaned
+            _reap_orphans()
     duration = time.monotonic() - start
     got = {}
     for line in lines:
