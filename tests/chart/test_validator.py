@@ -230,22 +230,37 @@ def promtool_tests() -> dict:
 
 
 def _not_reporting_test() -> dict:
-    """The outcome series as watch writes it when a command's runs end at the deadline (the shape of
-    tests/watch/test_watch.py::test_a_run_over_the_deadline_is_cut_and_marked; not from the lab recording)."""
+    """Written by hand, not from the lab recording (which has no failing watcher): the outcome series as watch
+    writes them when a command's runs end at the deadline (the shape of
+    tests/watch/test_watch.py::test_a_run_over_the_deadline_is_cut_and_marked), and a last-run timestamp that
+    stops advancing."""
     series = []
     for outcome in ("ok", "findings", "error", "deadline"):
         values = " ".join(["1" if outcome == "ok" else "0"] * 5 + ["1" if outcome == "deadline" else "0"] * 20)
         series.append({"series": _series_line("vmq_validate_last_run_outcome",
                                               {"command": "clients", "outcome": outcome}), "values": values})
+    # and a watcher whose runs stop: the timestamp of the last run stays at 5m while the interval is 60 s
+    series.append({"series": _series_line("vmq_validate_last_run_timestamp_seconds", {"command": "distribution"}),
+                   "values": "0+60x5 300x25"})
+    series.append({"series": _series_line("vmq_validate_interval_seconds", {}), "values": "60x30"})
+    deadline = {"exp_labels": {"severity": "warning", "namespace": NAMESPACE, "command": "clients"},
+                "exp_annotations": {
+                    "summary": "vmq-validate watch cannot run clients",
+                    "description": "The validator's clients runs end in a collection error or at the deadline, or "
+                                   "have stopped, for 10m: the checks above are not current. See the validator's "
+                                   "log and GET /report."}}
+    stale = {"exp_labels": {"severity": "warning", "namespace": NAMESPACE, "command": "distribution"},
+             "exp_annotations": {
+                 "summary": "vmq-validate watch cannot run distribution",
+                 "description": "The validator's distribution runs end in a collection error or at the deadline, or "
+                                "have stopped, for 10m: the checks above are not current. See the validator's log "
+                                "and GET /report."}}
     return {"interval": "1m", "input_series": series, "alert_rule_test": [
         {"eval_time": "10m", "alertname": "VerneMQValidatorNotReporting", "exp_alerts": []},
-        {"eval_time": "16m", "alertname": "VerneMQValidatorNotReporting", "exp_alerts": [
-            {"exp_labels": {"severity": "warning", "namespace": NAMESPACE, "command": "clients"},
-             "exp_annotations": {
-                 "summary": "vmq-validate watch cannot run clients",
-                 "description": "The validator's clients runs end in a collection error or at the deadline, or have "
-                                "stopped, for 10m: the checks above are not current. See the validator's log and "
-                                "GET /report."}}]}]}
+        {"eval_time": "16m", "alertname": "VerneMQValidatorNotReporting", "exp_alerts": [deadline]},
+        # stale from 8m (more than 3 intervals after the last run at 5m), firing 10m later
+        {"eval_time": "17m", "alertname": "VerneMQValidatorNotReporting", "exp_alerts": [deadline]},
+        {"eval_time": "19m", "alertname": "VerneMQValidatorNotReporting", "exp_alerts": [deadline, stale]}]}
 
 
 @pytest.fixture(scope="module")
