@@ -119,3 +119,16 @@ def test_control_an_accepted_eula_passes_the_deploy_checks(tripwire, tmp_path):
     assert "acceptEula is not true" not in out, out[-2000:]
     assert "PLAY [Deploy VerneMQ]" in out, out[-2000:]
     assert len(kube.requests) > before
+
+
+def test_control_a_source_built_image_needs_no_eula(tripwire, tmp_path):
+    """image.flavor source (VerneMQ built from the public source, no EULA setting): the deploy checks let it through
+    with acceptEula false, and reach the cluster."""
+    kube, cfg = tripwire
+    before = len(kube.requests)
+    res = _run("playbooks/deploy.yml",
+               {"vernemq_values": {"image": {"flavor": "source"}, "vernemq": {"acceptEula": False}}}, cfg, tmp_path)
+    out = " ".join((res.stdout + res.stderr).split())
+    assert "acceptEula is not true" not in out, out[-2000:]
+    assert "PLAY [Deploy VerneMQ]" in out, out[-2000:]
+    assert len(kube.requests) > before

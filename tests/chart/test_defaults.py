@@ -325,7 +325,8 @@ def test_writable_paths_are_volumes(default_docs):
     (init,) = pod["initContainers"]
     assert init["image"] == container(sts)["image"]
     assert "/vernemq/etc/." in init["command"][-1]
-    assert {m["name"] for m in init["volumeMounts"]} == {mounts["/vernemq/etc"]}
+    # ... and HOME (the cookie file, tests/chart/test_runtime_defaults.py)
+    assert {m["name"] for m in init["volumeMounts"]} == {mounts["/vernemq/etc"], mounts["/vernemq/home"]}
 
 
 def test_image_pinned_with_optional_digest(default_docs, renderer):

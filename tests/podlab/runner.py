@@ -124,7 +124,8 @@ class PodRun:
 
     def __init__(self, rendered: str, *, namespace: str, images: dict[str, str] | None = None,
                  workdir: str | Path | None = None, cluster_domain: str = "cluster.local",
-                 enforce_netpol: bool = True, name: str | None = None, node_name: str = "podlab-node"):
+                 enforce_netpol: bool = True, name: str | None = None, node_name: str = "podlab-node",
+                 existing: list[dict] = ()):
         self.id = name or f"podlab-{secrets.token_hex(3)}"
         self.namespace = namespace
         self.images = dict(images or {})
@@ -136,7 +137,8 @@ class PodRun:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.table = self.id.replace("-", "_")
         self.lock = threading.RLock()
-        self.objects = objects_from_yaml(rendered)
+        # ``existing``: objects already in the cluster before the install (e.g. a users Secret the values name)
+        self.objects = objects_from_yaml(rendered) + [copy.deepcopy(o) for o in existing]
         for o in self.objects:
             o.setdefault("metadata", {}).setdefault("namespace", namespace)
         self.hooks = [o for o in self.objects if (o["metadata"].get("annotations") or {}).get("helm.sh/hook")]
@@ -887,10 +889,16 @@ class PodRun:
         self.kube.remove("Pod", name, self.namespace)
         return rc, proc.stdout + proc.stderr
 
+    def outsider_ip(self) -> str:
+        """The address run_outsider uses (the top of the subnet, far from the pods' fixed addresses)."""
+        assert self.subnet is not None
+        return str(self.subnet.broadcast_address - 5)
+
     def run_outsider(self, image: str, argv: list[str], timeout: float = 120) -> subprocess.CompletedProcess:
         """A container on the run's network that is no pod of the release (no labels, no policy)."""
-        return podman("run", "--rm", "--network", self.network, "--pull", "never", "--label", f"podlab.run={self.id}",
-                      "--user", "10000:10000", "--cap-drop", "ALL", image, *argv, check=False, timeout=timeout)
+        return podman("run", "--rm", "--network", self.network, "--ip", self.outsider_ip(), "--pull", "never",
+                      "--label", f"podlab.run={self.id}", "--user", "10000:10000", "--cap-drop", "ALL", image, *argv,
+                      check=False, timeout=timeout)
 
     # -- NetworkPolicies ----------------------------------------------------------------------
     def endpoints(self) -> list:

@@ -149,3 +149,32 @@ way (matchExpressions, namespaces picked by other labels) are left out; the vali
 {{- end -}}
 {{- join ";" $out -}}
 {{- end -}}
+
+{{/*
+The vernemq container's command: start from the seeded vm.args, then the image's start script. The start script
+edits vm.args in place and appends join lines; the emptyDir outlives a container restart, and on the second start
+its Kubernetes rename (sed s/VerneMQ@.+/.../) cuts the earlier `-eval ...node_join('VerneMQ@peer')` line in half,
+so the node dies in do_boot and the container crash-loops until the pod is deleted.
+*/}}
+{{- define "vernemq.startScript" -}}
+cp /vernemq/etc/vm.args.seeded /vernemq/etc/vm.args && exec start_vernemq
+{{- end -}}
+
+{{/*
+seed-etc: copy the image's /vernemq/etc into the emptyDir without preserving times/owner (the kubelet's emptyDir
+is root-owned), drop the image's `-setcookie` so Erlang reads the cookie file (keeping that vm.args as
+vm.args.seeded for every start of the vernemq container), and write the Secret's cookie
+(env ERLANG_COOKIE) to HOME/.erlang.cookie, mode 0400. printf is a shell builtin: the cookie is in no argv.
+*/}}
+{{- define "vernemq.seedScript" -}}
+set -eu; cp -R /vernemq/etc/. /seed/etc/; sed -i '/^-setcookie/d' /seed/etc/vm.args; cp /seed/etc/vm.args /seed/etc/vm.args.seeded; umask 077; rm -f /seed/home/.erlang.cookie; printf '%s' "$ERLANG_COOKIE" > /seed/home/.erlang.cookie; chmod 0400 /seed/home/.erlang.cookie
+{{- end -}}
+
+{{/*
+preStop (statefulset.leaveOnScaleDown): read the StatefulSet's spec.replicas with the pod's token (passed to curl on
+stdin, not argv); when this pod's ordinal is at least that, leave the cluster with queue migration. Any failure to
+read means "not a scale-down": the pod stops without leaving, as on a restart.
+*/}}
+{{- define "vernemq.leaveOnScaleDownScript" -}}
+sa=/var/run/secrets/kubernetes.io/serviceaccount; url="https://kubernetes.default.svc.{{ .Values.discovery.kubernetes.clusterDomain }}/apis/apps/v1/namespaces/${DOCKER_VERNEMQ_KUBERNETES_NAMESPACE}/statefulsets/{{ include "vernemq.fullname" . }}"; replicas=$(printf 'header = "Authorization: Bearer %s"\n' "$(cat "$sa/token")" | curl -fsS -m 10 -K - --cacert "$sa/ca.crt" "$url" | jq -r '.spec.replicas') || replicas=""; ordinal="${MY_POD_NAME##*-}"; case "$replicas" in ''|*[!0-9]*) echo "preStop: StatefulSet replicas unknown; stopping without leaving the cluster"; exit 0;; esac; if [ "$ordinal" -ge "$replicas" ]; then node=$(sed -n 's/^-name[[:space:]]*//p' /vernemq/etc/vm.args | tail -n 1); echo "preStop: ordinal $ordinal >= replicas $replicas: $node leaves the cluster"; exec vmq-admin cluster leave node="$node" -k; fi; echo "preStop: ordinal $ordinal < replicas $replicas: restart, staying a member"
+{{- end -}}
