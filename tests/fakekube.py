@@ -416,9 +416,10 @@ class FakeKube:
 
     def _authorize(self, method: str, path: str, auth: str | None) -> tuple[int, Any] | None:
         """None when the request may go on; else the 401/403 answer."""
-        if self.token is None or auth == f"Bearer {self.token}":
+        # the scheme is case-insensitive, as in the API server (the client's in-cluster config sends "bearer")
+        tok = auth[7:] if auth and auth[:7].lower() == "bearer " else None
+        if self.token is None or tok == self.token:
             return None
-        tok = auth[7:] if auth and auth.startswith("Bearer ") else None
         with self._lock:
             who = self._sa_tokens.get(tok) if tok else None
         if who is None:

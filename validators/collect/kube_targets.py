@@ -17,7 +17,8 @@ Shared by `vmq-validate distribution` and `vmq-validate clients`. Follows docs/c
   ``VerneMQ@<pod IP>``.
 * cookie: the container env ``DOCKER_VERNEMQ_DISTRIBUTED_COOKIE`` (its ``secretKeyRef`` is followed),
   else the Secret labelled ``vernemq-toolkit/secret=erlang-cookie`` (+ instance), key ``cookie``.
-  API key: the Secret labelled ``vernemq-toolkit/secret=api-key`` (+ instance), key ``api-key``.
+  API key: the container env ``API_KEY`` (its ``secretKeyRef`` is followed), else the Secret labelled
+  ``vernemq-toolkit/secret=api-key`` (+ instance), key ``api-key``.
   Both become :class:`~validators.core.secret.Secret` objects the moment they are read (registered with
   the redactor); a Secret that cannot be read is not fatal (``meta`` says why; kube-exec then uses each
   pod's own cookie), but a value with a control character inside is an input error naming the Secret.
@@ -35,6 +36,7 @@ from .kubeclient import explain_error
 from .targets import ClusterSpec, Node
 
 COOKIE_ENV = "DOCKER_VERNEMQ_DISTRIBUTED_COOKIE"
+API_KEY_ENV = "API_KEY"  # the chart's container env (the image registers it with `vmq-admin api-key add`)
 RANGE_ANNOTATION = "vernemq-toolkit/dist-port-range"
 RANGE_ENV = ("DOCKER_VERNEMQ_ERLANG__DISTRIBUTION__PORT_RANGE__MINIMUM",
              "DOCKER_VERNEMQ_ERLANG__DISTRIBUTION__PORT_RANGE__MAXIMUM")
@@ -152,6 +154,24 @@ def read_cookie(kube: Any, namespace: str, env: dict[str, Any], instance: str | 
     return _labelled_secret(kube, namespace, "erlang-cookie", "cookie", instance)
 
 
+def read_api_key(kube: Any, namespace: str, env: dict[str, Any], instance: str | None) -> tuple[Secret | None, str]:
+    """(API key or None, where from): the container env ``API_KEY``'s ``secretKeyRef`` (a `get` of one named
+    Secret, which a Role can grant by resourceNames), else the Secret labelled ``vernemq-toolkit/secret=api-key``."""
+    ref = env.get(API_KEY_ENV)
+    sk = None if ref is None or isinstance(ref, str) else (
+        _get(ref, "value_from", "secret_key_ref") or _get(ref, "valueFrom", "secretKeyRef"))
+    if sk is not None:
+        sname, skey = _get(sk, "name"), _get(sk, "key")
+        try:
+            secret = kube.core().read_namespaced_secret(sname, namespace, _request_timeout=kube.timeout)
+        except Exception:  # noqa: BLE001 - fall back to the labelled Secret
+            return _labelled_secret(kube, namespace, "api-key", "api-key", instance)
+        value = _secret_value(kube, namespace, secret, skey)
+        if value:
+            return value, f"Secret {sname} key {skey}"
+    return _labelled_secret(kube, namespace, "api-key", "api-key", instance)
+
+
 def _labelled_secret(kube: Any, namespace: str, kind: str, key: str, instance: str | None
                      ) -> tuple[Secret | None, str]:
     selector = f"vernemq-toolkit/secret={kind}" + (f",{INSTANCE}={instance}" if instance else "")
@@ -204,7 +224,7 @@ def targets_from_kube(kube: Any, namespace: str, selector: str, transport: str =
     cookie, cookie_src = read_cookie(kube, namespace, first_env or {}, instance)
     if need_cookie and not cookie:
         raise CollectionError(f"cannot get the Erlang cookie: {cookie_src}")
-    api_key, api_src = _labelled_secret(kube, namespace, "api-key", "api-key", instance)
+    api_key, api_src = read_api_key(kube, namespace, first_env or {}, instance)
     spec = ClusterSpec(nodes=tuple(nodes), epmd_port=ports["epmd"], dist_port_range=rng,
                        cluster_port=ports["cluster"], transport=transport, cookie=cookie, api_key=api_key,
                        source=f"kubernetes {namespace} {selector}")

@@ -16,6 +16,7 @@ COMMAND_MODULES: list[str] = [
     "validators.commands.preflight",
     "validators.commands.distribution",
     "validators.commands.clients",
+    "validators.commands.watch",
 ]
 
 

@@ -32,11 +32,12 @@ FREE_MAPS = {'commonLabels', 'vernemq.config', 'serviceAccount.annotations', 'st
              'persistence.annotations', 'service.annotations', 'service.labels', 'ingress.annotations',
              'ingress.labels', 'networkPolicy.monitoringNamespaceSelector', 'monitoring.serviceMonitor.labels',
              'monitoring.prometheusRule.labels', 'monitoring.grafanaDashboard.labels',
-             'gateway.annotations', 'gateway.labels'}
+             'gateway.annotations', 'gateway.labels',
+             'validator.nodeSelector', 'validator.serviceMonitor.labels', 'validator.prometheusRule.labels'}
 OPAQUE = {'networkPolicy.ingressControllerSource'}
 OPEN_OBJECTS = {'podSecurityContext', 'containerSecurityContext', 'resources', 'initResources',
                 'statefulset.updateStrategy', 'podSecurityContext.seccompProfile', 'containerSecurityContext.seccompProfile',
-                'containerSecurityContext.capabilities'}
+                'containerSecurityContext.capabilities', 'validator.resources'}
 STR_MAP = {"type": "object", "additionalProperties": {"type": "string"}}
 
 def infer(path, val):
@@ -188,6 +189,21 @@ upd('monitoring.prometheusRule.socketsSlack', minimum=0)
 upd('tests.image.tag', minLength=1, pattern=r'^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$', **{"not": {"const": "latest"}})
 upd('tests.image.digest', pattern=r'^(sha256:[a-f0-9]{64})?$')
 upd('tests.timeoutSeconds', minimum=1, maximum=600)
+# validator (vmq-validate watch)
+upd('validator.image.repository', minLength=1)
+upd('validator.image.tag', minLength=1, pattern=r'^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$', **{"not": {"const": "latest"}})
+upd('validator.image.digest', pattern=r'^(sha256:[a-f0-9]{64})?$')
+upd('validator.image.pullPolicy', enum=["IfNotPresent", "Always", "Never"])
+upd('validator.interval', pattern=r'^[0-9]+(s|m|h)$')
+upd('validator.commands', uniqueItems=True, items={"enum": ["cluster", "distribution", "clients"]})
+upd('validator.transport', enum=["direct", "kube-exec"])
+upd('validator.port', minimum=1024, maximum=65535)
+upd('validator.extraArgs', items={"type": "string"})
+node('validator.policy').update({"additionalProperties": False, "properties": {"checks": {"type": "object"}}})
+upd('validator.tolerations', items={"type": "object"})
+upd('validator.metricsSources', items={"type": "object", "minProperties": 1})
+for k in ('criticalFor', 'errorFor', 'staleFor'):
+    upd(f'validator.prometheusRule.{k}', pattern=r'^[0-9]+(s|m|h)$')
 text = json.dumps(S, indent=2) + "\n"
 target = CHART / "values.schema.json"
 if "--check" in sys.argv[1:]:

@@ -222,19 +222,27 @@ def cluster_closed(facts, conf) -> Iterable[Finding]:
     VerneMQ pods. The check probes each VerneMQ pod from: another pod of the same namespace, a
     pod of another namespace, an address outside the cluster (option `probe_ip`), and the other
     pods of the manifests/namespace. It warns when any of them gets through ("open to all" when
-    the outside address or another namespace does)."""
+    the outside address or another namespace does). The release's own validator pod (labels
+    ``app.kubernetes.io/component: validator`` and the release's ``app.kubernetes.io/instance``,
+    the chart's ``validator.enabled``) is part of the release and no probe."""
     ev_, vmq, nsl = build(facts)
     if not vmq:
         return
     vmq_ids = {v.id for v in vmq}
     ns = vmq[0].namespace
+    # the release's own validator (`vmq-validate watch` with transport direct, docs/watch.md) probes these ports
+    # on purpose and holds the cookie: it is part of the release, not a stranger
+    instance = vmq[0].labels.get("app.kubernetes.io/instance")
+    validators = {p.id for p in ev_.pods if p.id not in vmq_ids and p.namespace == ns and instance
+                  and p.labels.get("app.kubernetes.io/component") == "validator"
+                  and p.labels.get("app.kubernetes.io/instance") == instance}
     probes = [
         Endpoint(kind="pod", namespace=ns, name="probe(same-namespace)", labels={"app.kubernetes.io/name": "probe"},
                  ns_labels=dict(vmq[0].ns_labels)),
         Endpoint(kind="pod", namespace="vmq-toolkit-probe", name="probe(other-namespace)", labels={},
                  ns_labels={NS_NAME_LABEL: "vmq-toolkit-probe"}),
         Endpoint.external(conf["probe_ip"]),
-    ] + [p for p in ev_.pods if p.id not in vmq_ids][:20]
+    ] + [p for p in ev_.pods if p.id not in vmq_ids and p.id not in validators][:20]
     for group, ports in cluster_ports(vmq_pods(facts)):
         reached = {}
         verdicts = []
@@ -247,6 +255,8 @@ def cluster_closed(facts, conf) -> Iterable[Finding]:
                         reached.setdefault(probe.id, v)
         subject = f"{group} {_group(ports)}/TCP"
         ev = {"probes": [p.id for p in probes], "reached_by": sorted(reached), "policies": _deciders(verdicts)}
+        if validators:
+            ev["release_validator"] = sorted(validators)
         if reached:
             wide = [k for k in reached if k in (probes[1].id, probes[2].id)]
             first = next(iter(reached.values()))
