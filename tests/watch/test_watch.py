@@ -234,8 +234,8 @@ def _cluster_subjects(n: int) -> int:
 def test_series_count_of_a_20_node_cluster(replay20):
     """The numbers docs/watch.md quotes, computed: clients and preflight from the 20-node replay, cluster from
     the fake API server with 20 pods, distribution from its pair/node structure (4 checks per ordered pair
-    and 3 per node pod to pod, verified on real Erlang nodes in tests/distribution/test_lab.py and
-    tests/watch/test_lab.py; 7 per node from the validator with --transport direct)."""
+    and 4 per node pod to pod, verified on real Erlang nodes in tests/distribution/test_lab.py and
+    tests/watch/test_lab.py; 8 per node from the validator with --transport direct)."""
     _, targets = replay20
     n = 20
     plan = plan_of("--targets", str(targets), "--commands", "clients,preflight", "--clients-args", "--samples 1",
@@ -247,11 +247,11 @@ def test_series_count_of_a_20_node_cluster(replay20):
     # Kubernetes source they judge each of the n pods and the one PDB
     preflight_kube = per["preflight"] - 2 + n + 1
     cluster = _cluster_subjects(n)
-    dist_pairs, dist_direct = 4 * n * (n - 1) + 3 * n, 7 * n
-    assert (clients, per["preflight"], cluster) == (5 * n + 5, 3 * n + 2, 27)
+    dist_pairs, dist_direct = 4 * n * (n - 1) + 4 * n, 8 * n
+    assert (clients, per["preflight"], cluster) == (6 * n + 5, 3 * n + 2, 36)
 
-    def fixed(k):  # per command: 3 findings + timestamp + duration + 4 outcomes + errors; 5 watcher-wide
-        return k * (3 + 1 + 1 + len(OUTCOMES) + 1) + 5
+    def fixed(k):  # per command: 4 findings (critical, error, warning, info) + timestamp + duration + 4 outcomes + errors; 5 watcher-wide
+        return k * (4 + 1 + 1 + len(OUTCOMES) + 1) + 5
 
     context = len(STATUSES) * (cluster + dist_pairs + clients + preflight_kube) + fixed(4)
     in_cluster_direct = len(STATUSES) * (cluster + dist_direct + clients) + fixed(3)
