@@ -429,3 +429,24 @@ class StandinLab:
         path = Path(path)
         path.write_text(yaml.safe_dump(self.targets(), sort_keys=False))
         return path
+
+
+def wait_for(pred, what: str, timeout: float = 5.0, interval: float = 0.05):
+    """``pred()``'s first truthy value within ``timeout`` seconds, polled every ``interval``; else AssertionError."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = pred()
+        if got:
+            return got
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def json_shape(value):
+    """Key order and JSON types, recursively, with node names folded (lists by their first element): what a
+    stand-in answer must share with the captured one."""
+    if isinstance(value, dict):
+        return [("<node>" if "@" in k else k, json_shape(v)) for k, v in value.items()]
+    if isinstance(value, list):
+        return ["list", json_shape(value[0])] if value else ["list"]
+    return type(value).__name__

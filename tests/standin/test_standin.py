@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import base64
 import json
-import time
 import urllib.error
 import urllib.request
 
 import paho.mqtt.client as mqtt
 import pytest
 
-from tests.standin.lab import StandinLab
+from tests.standin.lab import StandinLab, json_shape, wait_for
 from tests.standin.mqtt import MqttStream, WsStream, parse_connect
 from validators.vernemq.parse import parse_metrics
 
@@ -38,25 +37,6 @@ def _get(url, key=None, header=False):
         return e.code, dict(e.headers), e.read()
 
 
-def _shape(value):
-    """Key order and JSON types, recursively (lists by their first element)."""
-    if isinstance(value, dict):
-        return [("<node>" if "@" in k else k, _shape(v)) for k, v in value.items()]
-    if isinstance(value, list):
-        return ["list", _shape(value[0])] if value else ["list"]
-    return type(value).__name__
-
-
-def _wait(pred, what, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = pred()
-        if got:
-            return got
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 class _Clients:
     """Real paho clients held open for a test."""
 
@@ -70,7 +50,7 @@ class _Clients:
             c.ws_set_options(path="/mqtt")
         c.connect(url_host, port, keepalive=30)
         c.loop_start()
-        _wait(c.is_connected, f"{cid} connected")
+        wait_for(c.is_connected, f"{cid} connected")
         self.clients.append(c)
         return c
 
@@ -86,7 +66,7 @@ def test_status_json_shape_matches_the_capture(lab, vmq_fixtures):
     mine = json.loads(body)
     real = json.loads((vmq_fixtures / PHASE02 / "node1_status.json").read_bytes())
     assert [n for n in mine[0]] == [lab.nodes[0].name, lab.nodes[1].name], "answering node first, then peers"
-    assert _shape(next(iter(mine[0].values()))) == _shape(next(iter(real[0].values())))
+    assert json_shape(next(iter(mine[0].values()))) == json_shape(next(iter(real[0].values())))
     assert b" " not in body, "compact JSON like cowboy/jsx"
 
 
@@ -99,7 +79,7 @@ def test_session_show_shapes_and_auth(lab, vmq_fixtures):
         off.disconnect()
         off.loop_stop()
         held.clients.remove(off)
-        _wait(lambda: json.loads(_get(n1.http_url + "/api/v1/session/show?--is_online=false", lab.api_key)[2])
+        wait_for(lambda: json.loads(_get(n1.http_url + "/api/v1/session/show?--is_online=false", lab.api_key)[2])
               ["table"], "the offline session")
         for query, fixture in (("", "node1_api_v1_session_show.json"),
                                ("?--client_id&--node&--is_online&--is_offline&--clean_session&--statename"
@@ -113,7 +93,7 @@ def test_session_show_shapes_and_auth(lab, vmq_fixtures):
             my_rows = {r["is_online"]: r for r in mine["table"]}
             assert set(my_rows) == {True, False}
             for online in (True, False):
-                assert _shape(my_rows[online]) == _shape(real_rows[online]), (query, online)
+                assert json_shape(my_rows[online]) == json_shape(real_rows[online]), (query, online)
         # filters and the per-node limit
         code, _, body = _get(n1.http_url + "/api/v1/session/show?--client_id=shape-offline&--is_online", lab.api_key)
         assert json.loads(body) == {"table": [{"is_online": False}], "type": "table"}
@@ -136,7 +116,7 @@ def test_cluster_listener_health_and_metrics_shapes(lab, vmq_fixtures):
                           ("/api/v1/listener/show", "node1_api_v1_listener_show.json")):
         mine = json.loads(_get(n1.http_url + path, lab.api_key)[2])
         real = json.loads((vmq_fixtures / PHASE02 / fixture).read_bytes())
-        assert _shape(mine) == _shape(real), path
+        assert json_shape(mine) == json_shape(real), path
     cluster = json.loads(_get(n1.http_url + "/api/v1/cluster/show", lab.api_key)[2])
     assert cluster["table"] == [{"Node": n.name, "Running": True} for n in lab.nodes]
     for path in ("/health", "/health/ping", "/health/listeners", "/health/listeners_full_cluster"):
@@ -168,7 +148,7 @@ def _bare_sockets(lab):
             doc = json.loads(_get(n1.http_url + "/status.json")[2])[0]
             got = {n: (doc[n]["num_online"], doc[n]["num_offline"]) for n in doc}
             return got if got == {n1.name: (5, -5), n2.name: (3, -3)} else None
-        _wait(numbers, "5/-5 and 3/-3")
+        wait_for(numbers, "5/-5 and 3/-3")
         m2 = parse_metrics(_get(n2.http_url + "/metrics")[2])
         # like VerneMQ: WS sockets count as connections but not in socket_open until upgraded
         assert m2.total("vernemq_active_mqttws_connections") == 3 and m2.total("vernemq_socket_open") == 0
@@ -177,7 +157,7 @@ def _bare_sockets(lab):
     finally:
         for s in socks:
             s.close()
-    _wait(lambda: json.loads(_get(n1.http_url + "/status.json")[2])[0][n1.name]["num_online"] == 0, "sockets closed")
+    wait_for(lambda: json.loads(_get(n1.http_url + "/status.json")[2])[0][n1.name]["num_online"] == 0, "sockets closed")
 
 
 def test_persistent_session_goes_offline_and_moves_between_nodes(lab):
@@ -190,13 +170,13 @@ def test_persistent_session_goes_offline_and_moves_between_nodes(lab):
             rows = json.loads(_get(n1.http_url + "/api/v1/session/show?--client_id=mover&--node&--is_online",
                                    lab.api_key)[2])["table"]
             return rows
-        assert _wait(lambda: row() == [{"is_online": True, "node": n1.name}] and row(), "online on node1")
+        assert wait_for(lambda: row() == [{"is_online": True, "node": n1.name}] and row(), "online on node1")
         c.disconnect()
         c.loop_stop()
         held.clients.remove(c)
-        _wait(lambda: row() == [{"is_online": False, "node": n1.name}], "offline on node1")
+        wait_for(lambda: row() == [{"is_online": False, "node": n1.name}], "offline on node1")
         held.connect(n2.addr, n2.ws_port, "mover", clean=False, transport="websockets")
-        _wait(lambda: row() == [{"is_online": True, "node": n2.name}], "taken over by node2 (over WebSocket)")
+        wait_for(lambda: row() == [{"is_online": True, "node": n2.name}], "taken over by node2 (over WebSocket)")
     finally:
         held.close()
 

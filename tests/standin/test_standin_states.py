@@ -9,8 +9,8 @@ it is real. The netsplit runs inside a network namespace of its own, cut with an
 from __future__ import annotations
 
 import base64
+import functools
 import json
-import time
 import urllib.error
 import urllib.request
 
@@ -18,7 +18,7 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from tests.lab.fixtures import require_lab
-from tests.standin.lab import StandinLab
+from tests.standin.lab import StandinLab, json_shape, wait_for
 from tests.standin.netns import Netns
 from validators.cli import execute
 from validators.vernemq.parse import parse_metrics
@@ -41,23 +41,8 @@ def _json(url, key=None):
     return json.loads(_get(url, key)[2])
 
 
-def _wait(pred, what, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = pred()
-        if got:
-            return got
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def _shape(value):
-    """Key order and JSON types, recursively, with node names folded (lists by their first element)."""
-    if isinstance(value, dict):
-        return [("<node>" if "@" in k else k, _shape(v)) for k, v in value.items()]
-    if isinstance(value, list):
-        return ["list", _shape(value[0])] if value else ["list"]
-    return type(value).__name__
+#: these states take longer to settle than a single node's answers
+_wait = functools.partial(wait_for, timeout=10.0, interval=0.1)
 
 
 def _capture(vmq_fixtures, rel):
@@ -116,12 +101,12 @@ def test_ghost_member_then_restart_with_restored_sessions(tmp_path, vmq_fixtures
         status = _json(n1.http_url + "/status.json")
         real = _capture(vmq_fixtures, "07_member_gone_no_leave/node1_status.json")
         assert list(status[0]) == [n1.name, n2.name], "dropped from status.json, like the capture"
-        assert len(real[0]) == 2 and _shape(status) == _shape(real)
+        assert len(real[0]) == 2 and json_shape(status) == json_shape(real)
         assert list(status[0][n1.name]["mystatus"][0].values()).count(False) == 1
         cluster = _json(n1.http_url + "/api/v1/cluster/show", lab.api_key)
         assert cluster["table"] == [{"Node": n1.name, "Running": True}, {"Node": n2.name, "Running": True},
                                     {"Node": n3.name, "Running": False}]
-        assert _shape(cluster) == _shape(_capture(vmq_fixtures, "07_member_gone_no_leave/node1_api_v1_cluster_show.json"))
+        assert json_shape(cluster) == json_shape(_capture(vmq_fixtures, "07_member_gone_no_leave/node1_api_v1_cluster_show.json"))
         code, _, body = _get(n1.http_url + "/health/listeners_full_cluster")
         assert (code, body) == (503, (vmq_fixtures / "07_member_gone_no_leave/node1_health_listeners_full_cluster.json")
                                 .read_bytes())
@@ -221,7 +206,7 @@ def test_api_key_added_on_one_node_only(tmp_path, vmq_fixtures):
         lab.add_api_key(0)  # `vmq-admin api-key add` on node1 only
         code, _, body = _get(n1.http_url + "/api/v1/cluster/show", lab.api_key)
         real = _capture(vmq_fixtures, "12_api_key_window/after_key_added/node1_api_v1_cluster_show_KEY.json")
-        assert code == 200 and _shape(json.loads(body)) == _shape(real)
+        assert code == 200 and json_shape(json.loads(body)) == json_shape(real)
         assert _get(n2.http_url + "/api/v1/cluster/show", lab.api_key)[0] == 401
         report = _report(lab, tmp_path)
         assert _one(report, "CLIENTS-013", n1.name).status.value == "pass"
@@ -254,7 +239,7 @@ def test_netsplit_and_heal_with_nftables_in_a_namespace_of_our_own(tmp_path, vmq
                        for v, n in zip(views, (n1, n2))) and views
         views = _wait(both_cut, "each side to see only itself", timeout=15)
         real = _capture(vmq_fixtures, "09_netsplit_and_heal/during/node2_status.json")[0]
-        assert _shape(views[1]) == _shape(real)
+        assert json_shape(views[1]) == json_shape(real)
         assert views[0][n1.name]["mystatus"][0] == {n2.name: False, n1.name: True}
         assert (views[0][n1.name]["num_online"], views[0][n1.name]["num_offline"]) == (0, 3)
         code, _, body = lab.net(_get, n2.http_url + "/health/listeners_full_cluster")
