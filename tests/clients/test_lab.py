@@ -17,11 +17,10 @@ import urllib.request
 import pytest
 
 from tests.lab.fixtures import require_lab
-from tests.standin.lab import ROOT, StandinLab
+from tests.standin.lab import ROOT, StandinLab, lab_standin_argv
 from validators.cli import main
 
 pytestmark = pytest.mark.lab
-STANDIN_CLUSTER_PORT = 44054  # the lab's Erlang node holds 44053
 
 
 def _get_json(url, timeout=2):
@@ -52,13 +51,7 @@ def cluster():
             tcp, ws = broker.broker_ports
             procs = []
             for i, node in enumerate(lab.nodes):
-                argv = [sys.executable, "-m", "tests.standin.node", "--name", node.name, "--addr", node.addr,
-                        "--broker", f"{bridge}:{tcp}", "--broker-ws", f"{bridge}:{ws}",
-                        "--cluster-port", str(STANDIN_CLUSTER_PORT), "--api-key-file", str(lab.api_key_file),
-                        "--cluster-show-url", f"http://{node.addr}:8889/api/v1/cluster/show"]
-                for other in lab.nodes:
-                    if other is not node:
-                        argv += ["--peer", f"{other.name}={other.addr}:{STANDIN_CLUSTER_PORT}"]
+                argv = lab_standin_argv(node, lab.nodes, f"{bridge}:{tcp}", f"{bridge}:{ws}", lab.api_key_file)
                 procs.append(lab.spawn(i, argv, env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=ROOT,
                                        log=f"standin-n{i}.log"))
             for node in lab.nodes:

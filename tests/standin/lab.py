@@ -450,3 +450,20 @@ def json_shape(value):
     if isinstance(value, list):
         return ["list", json_shape(value[0])] if value else ["list"]
     return type(value).__name__
+
+
+#: a stand-in beside a real Erlang lab node listens for its cluster peers here (the Erlang node holds 44053)
+LAB_STANDIN_CLUSTER_PORT = 44054
+
+
+def lab_standin_argv(node, nodes, broker: str, broker_ws: str, api_key_file, http_port: int = 8889) -> list[str]:
+    """argv of a stand-in that runs in a real Erlang lab node's namespace (tests/lab ``Lab``), in front of the
+    shared Mosquitto at ``broker``/``broker_ws``, answering cluster/show from that node's real Erlang view."""
+    argv = [sys.executable, "-m", "tests.standin.node", "--name", node.name, "--addr", node.addr,
+            "--broker", broker, "--broker-ws", broker_ws,
+            "--cluster-port", str(LAB_STANDIN_CLUSTER_PORT), "--api-key-file", str(api_key_file),
+            "--cluster-show-url", f"http://{node.addr}:{http_port}/api/v1/cluster/show"]
+    for other in nodes:
+        if other is not node:
+            argv += ["--peer", f"{other.name}={other.addr}:{LAB_STANDIN_CLUSTER_PORT}"]
+    return argv

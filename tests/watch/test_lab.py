@@ -29,10 +29,9 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.lab.fixtures import require_lab
-from tests.standin.lab import ROOT
+from tests.standin.lab import ROOT, lab_standin_argv
 
 pytestmark = pytest.mark.lab
-STANDIN_CLUSTER_PORT = 44054  # the lab's Erlang node holds 44053
 INTERVAL = 2.0
 FIXTURE = ROOT / "tests" / "fixtures" / "watch" / "series.json"
 #: stable stand-ins for the per-run lab addresses in recorded labels
@@ -105,13 +104,7 @@ def cluster(tmp_path_factory):
 
             def start_standin(i):
                 node = lab.nodes[i]
-                argv = [sys.executable, "-m", "tests.standin.node", "--name", node.name, "--addr", node.addr,
-                        "--broker", f"{bridge}:{tcp}", "--broker-ws", f"{bridge}:{ws}",
-                        "--cluster-port", str(STANDIN_CLUSTER_PORT), "--api-key-file", str(lab.api_key_file),
-                        "--cluster-show-url", f"http://{node.addr}:8889/api/v1/cluster/show"]
-                for other in lab.nodes:
-                    if other is not node:
-                        argv += ["--peer", f"{other.name}={other.addr}:{STANDIN_CLUSTER_PORT}"]
+                argv = lab_standin_argv(node, lab.nodes, f"{bridge}:{tcp}", f"{bridge}:{ws}", lab.api_key_file)
                 return lab.spawn(i, argv, env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=ROOT,
                                  log=f"standin-n{i}-{time.monotonic_ns()}.log")
 
