@@ -109,3 +109,32 @@ def test_plan_reads_the_effective_env_not_the_annotation(renderer, tmp_path):
     g = tmp_path / "plain.yaml"
     g.write_text(renderer.text(None))
     assert all(r["status"] == "pass" for r in plan(g))
+
+
+def _chart_env_names(renderer) -> dict[str, str]:
+    """Every env name the chart itself sets on the vernemq container, over all profiles -> one profile setting it."""
+    names: dict[str, str] = {}
+    for path in sorted((ROOT / "charts" / "vernemq" / "ci").glob("*-values.yaml")):
+        profile = path.name[: -len("-values.yaml")]
+        sts = find(renderer.docs(profile), "StatefulSet")
+        for c in sts["spec"]["template"]["spec"]["containers"]:
+            if c["name"] == "vernemq":
+                for e in c.get("env", []):
+                    names.setdefault(e["name"], profile)
+    return names
+
+
+def test_every_env_name_the_chart_sets_is_refused_in_extra_env(renderer):
+    """The refusal list in _validate.tpl is written by hand; this keeps it in step with what the chart renders,
+    so a new env var in statefulset.yaml cannot be silently overridden through vernemq.extraEnv."""
+    names = _chart_env_names(renderer)
+    assert "HOME" in names and "DOCKER_VERNEMQ_DISTRIBUTED_COOKIE" in names, names
+    missed = []
+    for name, profile in names.items():
+        try:
+            renderer.text(profile, sets=[f"vernemq.extraEnv[0].name={name}", "vernemq.extraEnv[0].value=x"])
+        except HelmError as exc:
+            assert f"{name} is set by the chart" in str(exc), str(exc)
+            continue
+        missed.append(f"{name} (profile {profile})")
+    assert not missed, f"vernemq.extraEnv may redefine: {missed}; add them to $chartEnv in _validate.tpl"

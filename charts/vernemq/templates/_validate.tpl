@@ -98,6 +98,7 @@ Called once from statefulset.yaml, so a bad combination renders nothing at all.
   "MY_POD_NAME" "nothing (the chart sets it from the pod name)"
   "MY_POD_IP" "nothing (the chart sets it from the pod IP)"
   "ERL_CRASH_DUMP" "nothing (the chart points it at /vernemq/log)"
+  "HOME" "nothing (the chart points it at the memory emptyDir holding .erlang.cookie, which the node and vmq-admin read)"
   "DOCKER_VERNEMQ_ACCEPT_EULA" "vernemq.acceptEula"
   "DOCKER_VERNEMQ_ERLANG__DISTRIBUTION__PORT_RANGE__MINIMUM" "vernemq.distribution.portRangeMin"
   "DOCKER_VERNEMQ_ERLANG__DISTRIBUTION__PORT_RANGE__MAXIMUM" "vernemq.distribution.portRangeMax"
