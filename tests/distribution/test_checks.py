@@ -119,10 +119,76 @@ def test_jobs_carry_the_secrets_only_towards_the_transport():
     s = spec("netns", cookie_env="C", api_key_env="K")
     jobs = coll.build_jobs(s, timeout=2, concurrency=3)
     assert [j["source"] for j in jobs] == [A, B]
-    assert jobs[0]["targets"] == [{"name": B, "host": "10.0.0.2"}] and jobs[0]["netns"] == "ns0"
+    assert jobs[0]["targets"] == [{"name": B, "host": "10.0.0.2", "well_known": True}] and jobs[0]["netns"] == "ns0"
     assert jobs[0]["cookie"] == "unit-cookie-1234" and jobs[0]["view"]["api_key"] == "unit-key-5678"
     direct = coll.build_jobs(spec("direct", cookie_env="C"))
     assert [j["source"] for j in direct] == ["validator", A, B]  # the validator probes; each node's view
+
+
+def test_the_well_known_cookies_are_tried_once_per_node_spread_over_the_sources():
+    nodes = [f"VerneMQ@10.0.0.{i + 1}" for i in range(4)]
+    jobs = coll.build_jobs(spec("netns", n=4, cookie_env="C"))
+    tries = sorted((j["source"], t["name"]) for j in jobs for t in j["targets"] if t["well_known"])
+    # each node is tried by exactly one source, the next one in the list, so every source tries one node
+    assert tries == sorted((nodes[(i + 1) % 4], nodes[i]) for i in range(4))
+    direct = coll.build_jobs(spec("direct", n=4, cookie_env="C"), views=False)
+    assert [t["well_known"] for t in direct[0]["targets"]] == [True] * 4  # the validator is the only source
+    (single,) = coll.build_jobs(spec("netns", n=1, cookie_env="C"), views=False)
+    assert single["targets"] == [{"name": "VerneMQ@10.0.0.1", "host": "10.0.0.1", "well_known": True}]
+
+
+class _Recorder(netns_mod.Transport):
+    """A transport that answers from a table and records the jobs it was given."""
+
+    def __init__(self, answer):
+        super().__init__(4)
+        self.answer, self.jobs = answer, []
+
+    def run_one(self, job):
+        self.jobs.append(job)
+        return [o for t in job["targets"] for o in self.answer(job["source"], t)]
+
+
+def test_a_second_round_asks_another_source_when_the_chosen_one_did_not_reach_the_challenge():
+    s = spec("netns", n=3, cookie_env="C")
+    n1, n2, n3 = (n.name for n in s.nodes)
+    cut = {(n3, n2), (n2, n3)}  # n3 (the source chosen for n2) and n2 cannot reach each other
+
+    def answer(src, t):
+        if (src, t["name"]) in cut:
+            return [{"src": src, "dst": t["name"], "kind": "handshake", "ok": False, "outcome": "connect_failed"}]
+        obs = good(src, t["name"])
+        return obs if t["well_known"] else obs[:-1]
+    tr = _Recorder(answer)
+    f = coll.collect(s, tr, views=False)
+    first, second = tr.jobs[:3], tr.jobs[3:]
+    assert [(j["source"], [t["name"] for t in j["targets"]]) for j in second] == [(n1, [n2])]
+    wk_obs = sorted((o["src"], o["dst"]) for o in f["dist.observations"] if o["kind"] == "well_known_cookie")
+    assert wk_obs == [(n1, n2), (n1, n3), (n2, n1)]  # n3 -> n2 never got there; n1 tried n2 instead
+    # the second round adds only its well-known answers: one observation per (kind, src, dst) stays
+    keys = [(o["kind"], o["src"], o["dst"]) for o in f["dist.observations"]]
+    assert len(keys) == len(set(keys))
+    res = run(Facts({**{k: f[k] for k in ("dist.cluster", "dist.observations")},
+                     "dist.views": {n: {"ok": True, "members": [[m, True] for m in (n1, n2, n3)]}
+                                    for n in (n1, n2, n3)}}))
+    assert res[("DIST-008", "pass", n2)].evidence["refused_by"] == [n1]
+    assert not coll.well_known_retry_jobs(s, f["dist.observations"])  # nothing left to ask
+
+
+def test_no_second_round_when_no_source_reached_the_node():
+    s = spec("netns", n=3, cookie_env="C")
+    n3 = s.nodes[2].name
+
+    def answer(src, t):
+        if n3 in (src, t["name"]):
+            return [{"src": src, "dst": t["name"], "kind": "handshake", "ok": False, "outcome": "connect_failed"}]
+        obs = good(src, t["name"])
+        return obs if t["well_known"] else obs[:-1]
+    tr = _Recorder(answer)
+    coll.collect(s, tr, views=False)
+    # n1's chosen source (n2) answered; n2's (n3) is cut off, so n1 asks n2; nobody reached n3: no job for it
+    assert [(j["source"], [t["name"] for t in j["targets"]]) for j in tr.jobs[3:]] == [(s.nodes[0].name,
+                                                                                       [s.nodes[1].name])]
 
 
 def test_netns_transport_starts_no_process_and_names_a_namespace_it_cannot_enter(monkeypatch):

@@ -7,8 +7,10 @@ exactly the expected findings (check, status, subject) and reverts the fault.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -31,6 +33,13 @@ def lab(tmp_path_factory):
 def targets(lab, tmp_path_factory):
     d = tmp_path_factory.mktemp("targets")
     return {t: lab.write_targets(d / f"{t}.yaml", transport=t) for t in ("netns", "netns-shell", "direct")}
+
+
+REJECTED = re.compile(r"\*\* Connection attempt from node '(vmq_validate_[^']+)' rejected\. Invalid challenge reply")
+
+
+def beam_log(lab, i) -> str:
+    return "\n".join(p.read_text(errors="replace") for p in sorted(lab.dir.glob(f"beam-n{i}.log")))
 
 
 def validate(path, *extra):
@@ -59,9 +68,18 @@ def test_healthy_lab_every_check_passes_pod_to_pod(lab, targets, transport):
     # 6 ordered pairs x 4 pairwise checks (001, 004, 005, 006) + 3 nodes x 4 per-node checks (002, 003, 007, 008)
     assert len(report.results) == 6 * 4 + 3 * 4
     assert {r.check for r in report.results} == {f"DIST-00{i}" for i in range(1, 9)}
-    # the lab's nodes run on the lab's cookie: each refused `vmq` from both of its peers
-    assert by(report, "DIST-008", lab.nodes[1].name).evidence["refused_by"] == sorted(
-        [lab.nodes[0].name, lab.nodes[2].name])
+    # the lab's nodes run on the lab's cookie: each refused `vmq`, tried once per node, by the next node
+    for i in range(3):
+        assert by(report, "DIST-008", lab.nodes[i].name).evidence["refused_by"] == [lab.nodes[(i + 1) % 3].name]
+    seen = [len(REJECTED.findall(beam_log(lab, i))) for i in range(3)]
+    validate(targets[transport])
+    # one more run: each node logged exactly one more refused attempt (not one per peer)
+    more = lambda: [len(REJECTED.findall(beam_log(lab, i))) - seen[i] for i in range(3)]  # noqa: E731
+    deadline = time.monotonic() + 5
+    while min(more()) < 1 and time.monotonic() < deadline:  # the node's logger writes asynchronously
+        time.sleep(0.1)
+    time.sleep(0.3)
+    assert more() == [1, 1, 1]
     assert by(report, "DIST-006", f"{lab.nodes[0].name} -> {lab.nodes[2].name}").evidence["peer_name"] == \
         lab.nodes[2].name
 

@@ -203,3 +203,13 @@ def test_the_well_known_cookie_reaches_the_probe_by_environment_with_its_own_pro
     probe_lines = [ln for ln in script.splitlines() if "bash -c 'probe" in ln]
     assert len(probe_lines) == 2 and all(" '0:\\x00" in ln for ln in probe_lines)
     assert "".join(f"\\x{b:02x}" for b in b"_0w0@10.0.0.1") in script
+
+
+@pytest.mark.skipif(not shutil.which("bash"), reason="bash not installed")
+def test_only_targets_marked_well_known_get_the_extra_handshake():
+    j = job(well_known_cookies=["vmq"], targets=[{**T[0], "well_known": False}, {**T[1], "well_known": True}])
+    script = build_script(j)
+    assert subprocess.run(["bash", "-n"], input=script, text=True, capture_output=True).returncode == 0
+    first, second = [ln for ln in script.splitlines() if "bash -c 'probe" in ln]
+    assert " '0:\\x00" not in first and " '0:\\x00" in second
+

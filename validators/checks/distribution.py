@@ -300,9 +300,12 @@ def membership(facts: Facts, conf: Mapping[str, Any]) -> Iterable[Finding]:
 @check("DIST-008", title="No node accepts a well-known Erlang cookie (the image default `vmq`)", severity="critical",
        category="distribution", needs=NEEDS, remedy=_WELL_KNOWN_REMEDY)
 def well_known_cookie(facts: Facts, conf: Mapping[str, Any]) -> Iterable[Finding]:
-    """Each source also runs the handshake with every cookie VerneMQ's packaging ships as a default (`vmq`:
-    the image's vm.args `-setcookie vmq`, and `distributed_cookie`'s default in the release's schema and
+    """One source per node also runs the handshake with every cookie VerneMQ's packaging ships as a default
+    (`vmq`: the image's vm.args `-setcookie vmq`, and `distributed_cookie`'s default in the release's schema and
     stock vernemq.conf), whatever cookie the operator configured, and stops after the challenge acknowledgement.
+    Once per node, not per pair: the answer does not depend on who asks, and each refused attempt is an error
+    line in the node's log. When the chosen source could not get as far as the challenge, another source that
+    did tries it (the collector's second round).
 
     A node that acknowledges it runs on that public cookie: anyone who reaches its EPMD (4369) and its
     distribution port can connect as a cluster peer and run any code on it (a hidden node pinging it with

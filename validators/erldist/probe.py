@@ -3,7 +3,7 @@
 ``python -m validators.erldist.probe`` reads one JSON job on **stdin** (secrets never go on argv)
 and prints one JSON line per observation; :func:`run_job` does the same in-process. Stdlib only.
 
-Job: {"source": "VerneMQ@10.0.0.1" | "validator", "targets": [{"name": ..., "host": ...}],
+Job: {"source": "VerneMQ@10.0.0.1" | "validator", "targets": [{"name": ..., "host": ..., "well_known": bool}],
       "epmd_port": 4369, "cluster_port": 44053, "cookie": "...", "well_known_cookies": ["vmq"],
       "timeout": 3.0, "concurrency": 16,
       "view": {"url": "http://10.0.0.1:8888", "api_key": "..."} | null}
@@ -13,8 +13,9 @@ Observations (every one has "src", "kind", and "dst" except "view"):
   {"kind": "port_please", "ok": true, "found": true, "port": 9100, "node_type": 77, "highest": 6, "lowest": 5}
   {"kind": "handshake", "port": 9100, "ok": ..., "outcome": "ok|cookie_rejected|connect_failed|...", ...}
   {"kind": "well_known_cookie", "cookie": "vmq", ...the handshake's fields}  one per job["well_known_cookies"]
-      (public default cookies, DIST-008); skipped when the handshake with the job's cookie did not reach the
-      challenge; the handshake itself is reused when the job's cookie is that well-known one
+      (public default cookies, DIST-008) for targets whose "well_known" is true (the default); skipped when the
+      handshake with the job's cookie did not reach the challenge; the handshake itself is reused (for every
+      target) when the job's cookie is that well-known one
   {"kind": "tcp", "port_name": "cluster", "port": 44053, "ok": ..., "error", "detail", "elapsed_ms"}
   {"kind": "view", "ok": true, "status": 200, "body": "<cluster/show JSON text>"} | "ok": false, "error"
 """
@@ -92,7 +93,12 @@ def probe_target(src: str, tgt: dict, job: dict, emit: Callable[[dict], None]) -
         if hs.outcome not in ("ok", "ack_mismatch", "cookie_rejected"):
             return  # not as far as the challenge: a second handshake would only fail (or wait) the same way
     for wk in job.get("well_known_cookies") or ():
-        res = hs if hs is not None and cookie == wk else handshake(host, info.port, wk, timeout)
+        if hs is not None and cookie == wk:  # the job's own cookie is this well-known one: that handshake answers
+            res = hs
+        elif tgt.get("well_known", True):
+            res = handshake(host, info.port, wk, timeout)
+        else:
+            continue  # another source tries it on this node (once per node, see collect.distribution)
         emit({**base, "kind": "well_known_cookie", "cookie": wk, "port": info.port, **res.to_dict()})
 
 

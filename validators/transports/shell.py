@@ -129,7 +129,7 @@ def build_script(job: dict) -> str:
         short = t["name"].split("@", 1)[0]
         name = f"vmq_validate_sh{run_id}_{i}@{src_host}"
         wk_names = "".join(f" '{j}:{_esc(wire.send_name(f'vmq_validate_sh{run_id}_{i}w{j}@{src_host}'))}'"
-                           for j, _c in _wk_tried(job))
+                           for j, _c in _wk_tried(job)) if t.get("well_known", True) else ""
         lines.append(
             'while [ "$(jobs -rp | wc -l)" -ge "$C" ]; do wait -n; done\n'
             f"timeout {timeout * (8 + 4 * len(_wk_tried(job)))} bash -c 'probe \"$@\"' _ {i} {_sq(t['host'])} "
