@@ -44,8 +44,8 @@ validator.rbac.gatewayAPI says routes made elsewhere point at the release's Serv
 {{- end -}}
 
 {{/* The validator's namespaced Gateway API reads, as YAML: namespace -> {grants, routes, gateways, anyGateway}.
-grants: referencegrants (release namespace). Without rbac.clusterRead (`--read-scope namespace`): routes where
-the chart puts them (gateway.routeNamespace, else the release namespace), and get on the parent Gateway by name
+grants: referencegrants (release namespace). Without rbac.clusterRead (`--read-scope namespace`): routes in the
+release namespace and where the chart puts them (gateway.routeNamespace), and get on the parent Gateway by name
 where it lives (gateway.create: the release namespace; else gateway.namespace, else the route namespace); with
 only rbac.gatewayAPI (routes made elsewhere): routes and any Gateway of the release namespace. With
 rbac.clusterRead the ClusterRole reads routes and Gateways cluster-wide. */}}
@@ -54,7 +54,7 @@ rbac.clusterRead the ClusterRole reads routes and Gateways cluster-wide. */}}
 {{- if include "vernemq.validator.gatewayAPI" . -}}
 {{- $rel := .Release.Namespace -}}
 {{- $g := .Values.gateway -}}
-{{- $_ := set $out $rel (dict "grants" true "routes" false "gateways" (list) "anyGateway" false) -}}
+{{- $_ := set $out $rel (dict "grants" true "routes" (not .Values.validator.rbac.clusterRead) "gateways" (list) "anyGateway" false) -}}
 {{- if not .Values.validator.rbac.clusterRead -}}
 {{- if $g.enabled -}}
 {{- $routeNs := include "vernemq.routeNamespace" . -}}
@@ -65,9 +65,7 @@ rbac.clusterRead the ClusterRole reads routes and Gateways cluster-wide. */}}
 {{- $e := get $out $gwNs -}}
 {{- $_ := set $e "gateways" (append $e.gateways (include "vernemq.gatewayName" .)) -}}
 {{- else -}}
-{{- $e := get $out $rel -}}
-{{- $_ := set $e "routes" true -}}
-{{- $_ := set $e "anyGateway" true -}}
+{{- $_ := set (get $out $rel) "anyGateway" true -}}
 {{- end -}}
 {{- end -}}
 {{- end -}}
