@@ -22,7 +22,7 @@ HELM3_SHA256="99b4181e7fd9da2009efa13acd979f93f40af8abd7bf6bce4ee546c1f727e08f"
 # kubernetes.core 6.2.0 is taken out of this wheel (Galaxy is not reachable from here).
 ANSIBLE_WHEEL="ansible==12.3.0"
 ANSIBLE_WHEEL_SHA256="cd156f82fa87f7a899212b0efa9f7ca3a24d609212de9f78428a572eb01e5414"
-APT_PACKAGES=(mosquitto mosquitto-clients erlang-base iproute2 nftables prometheus jq podman runc debootstrap netavark aardvark-dns catatonit)
+APT_PACKAGES=(mosquitto mosquitto-clients erlang-base iproute2 nftables prometheus jq podman runc debootstrap netavark aardvark-dns catatonit iptables)
 PYTHON="${PYTHON:-python3}"
 
 log() { printf '[bootstrap] %s\n' "$*" >&2; }

@@ -214,9 +214,9 @@ def test_the_documented_rbac_covers_every_read_of_the_collector(root):
     for _fact, path, api_version, _kind, _what in LISTS:
         group = api_version.rsplit("/", 1)[0] if "/" in api_version else ""
         assert (group, path.rsplit("/", 1)[1]) in granted, path
-    from validators.collect.kube_traffic import GATEWAY_LISTS
-    for _fact, path, _kind, _what in GATEWAY_LISTS:
-        assert ("gateway.networking.k8s.io", path.rsplit("/", 1)[1]) in granted, path
+    from validators.collect.kube_traffic import GATEWAY_ROUTES
+    for plural in ("gateways", "referencegrants", *(p for _f, p, _k in GATEWAY_ROUTES)):
+        assert ("gateway.networking.k8s.io", plural) in granted, plural
 
 
 def test_finished_pods_with_the_release_labels_are_not_brokers(capsys, tmp_path):

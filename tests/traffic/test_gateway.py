@@ -411,6 +411,50 @@ def test_live_cluster_without_gateway_api_skips_and_403_is_unknown(capsys, tmp_p
     assert code == 1 and _status(doc, "TRAFFIC-019") == ["unknown"]
 
 
+def live_args(capsys, tmp_path, objs, *args):
+    with FakeKube(objs) as kube:
+        cfg = kube.write_kubeconfig(tmp_path / "kubeconfig", context="c")
+        code = main(["cluster", "--kubeconfig", str(cfg), "--context", "c", "-n", NS, "--release", RELEASE,
+                     "--format", "json", *args])
+        paths = [p for _m, p, _q in kube.requests]
+    out = capsys.readouterr()
+    assert "Traceback" not in out.err
+    return code, json.loads(out.out), paths
+
+
+def test_no_gateway_api_reads_none_of_it_and_skips(capsys, tmp_path):
+    code, doc, paths = live_args(capsys, tmp_path, _with_status(_served(GW_PROFILE)), "--no-gateway-api")
+    assert not [p for p in paths if "gateway.networking.k8s.io" in p]
+    for cid in ("TRAFFIC-017", "TRAFFIC-020", "TRAFFIC-021", "TRAFFIC-022", "TRAFFIC-023"):
+        (r,) = [r for r in doc["results"] if r["check"] == cid]
+        assert r["status"] == "skip" and "--no-gateway-api" in r["message"], r
+
+
+def _selector_gateway(match_labels):
+    return {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
+            "metadata": {"name": "shared-gateway", "namespace": "gateway-system"},
+            "spec": {"gatewayClassName": "istio", "listeners": [
+                {"name": n, "protocol": proto, "port": port, "allowedRoutes": {"namespaces": {
+                    "from": "Selector", "selector": {"matchLabels": match_labels}}}}
+                for n, proto, port in (("http", "HTTP", 80), ("mqtt", "TCP", 1883))]}}
+
+
+def test_namespace_selector_without_namespace_labels_is_unknown_unless_it_names_the_namespace(capsys, tmp_path):
+    """--read-scope namespace reads no Namespaces: a listener admitting routes by a namespace label other than
+    kubernetes.io/metadata.name cannot be judged (unknown, saying why); by that label it can."""
+    scope = ("--read-scope", "namespace", "--route-namespace", "gateway-system")
+    objs = _with_status(_served(XNS_PROFILE, [_selector_gateway({"shared-gateway-access": "true"})]))
+    _, doc, _ = live_args(capsys, tmp_path, objs, *scope)
+    rs = [r for r in doc["results"] if r["check"] == "TRAFFIC-017"]
+    assert rs and {r["status"] for r in rs} == {"unknown"}, rs
+    assert all("were not read" in r["message"] and "clusterRead" in r["message"] for r in rs)
+    _, doc, _ = live_args(capsys, tmp_path, objs)  # cluster-wide: the namespace has no such label
+    assert {r["status"] for r in doc["results"] if r["check"] == "TRAFFIC-017"} == {"fail"}
+    objs = _with_status(_served(XNS_PROFILE, [_selector_gateway({"kubernetes.io/metadata.name": "gateway-system"})]))
+    _, doc, _ = live_args(capsys, tmp_path, objs, *scope)
+    assert {r["status"] for r in doc["results"] if r["check"] == "TRAFFIC-017"} == {"pass"}
+
+
 # ---------------------------------------------------------------------------------------------
 # plan on the first try: namespace and release from the manifests
 

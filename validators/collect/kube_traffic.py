@@ -70,45 +70,156 @@ def apiserver_endpoints(slices: list[dict]) -> list[dict[str, Any]]:
     return out
 
 
-#: Gateway API (v1, standard channel): routes and Gateways cluster-wide (a route in the Gateway's namespace
-#: may point at the release's Service; the Gateway usually belongs to the platform team), ReferenceGrants in
-#: the release namespace (a grant lives with the object it lets others reference)
+#: Gateway API (v1, standard channel). Two ways to read it:
+#:  * scope "cluster" (an identity with cluster-wide reads): Gateways and routes cluster-wide (a route in the
+#:    Gateway's namespace may point at the release's Service; the Gateway usually belongs to the platform team);
+#:  * scope "namespace" (only Roles, e.g. the chart's validator without validator.rbac.clusterRead): routes in
+#:    the release namespace and the extra route namespaces, then each Gateway the routes' parentRefs name with
+#:    one namespaced GET.
+#: ReferenceGrants are read in the release namespace either way (a grant lives with the object it lets others
+#: reference).
 GATEWAY_API = "gateway.networking.k8s.io/v1"
-GATEWAY_LISTS = [
-    ("k8s.gateways", "/apis/gateway.networking.k8s.io/v1/gateways", "Gateway", "gateways (cluster-wide)"),
-    ("k8s.httproutes", "/apis/gateway.networking.k8s.io/v1/httproutes", "HTTPRoute", "httproutes (cluster-wide)"),
-    ("k8s.tcproutes", "/apis/gateway.networking.k8s.io/v1/tcproutes", "TCPRoute", "tcproutes (cluster-wide)"),
-    ("k8s.tlsroutes", "/apis/gateway.networking.k8s.io/v1/tlsroutes", "TLSRoute", "tlsroutes (cluster-wide)"),
-    ("k8s.referencegrants", "/apis/gateway.networking.k8s.io/v1/namespaces/{ns}/referencegrants", "ReferenceGrant",
-     "referencegrants in {ns}"),
-]
+GATEWAY_GROUP = "gateway.networking.k8s.io"
+GATEWAY_BASE = "/apis/gateway.networking.k8s.io/v1"
+#: (fact, plural, kind)
+GATEWAY_ROUTES = [("k8s.httproutes", "httproutes", "HTTPRoute"), ("k8s.tcproutes", "tcproutes", "TCPRoute"),
+                  ("k8s.tlsroutes", "tlsroutes", "TLSRoute")]
+GATEWAY_FACTS = ("k8s.gateways", *(f for f, _p, _k in GATEWAY_ROUTES), "k8s.referencegrants")
+READ_SCOPES = ("cluster", "namespace")
 
 
-def _gateway_list(kube: Kube, path: str, kind: str, what: str) -> Any:
-    """Like :func:`_list`, but a 404 means the CRD is not installed: NotApplicable (the Gateway API
-    checks skip with that reason) instead of unknown."""
+def _not_served(kind: str) -> NotApplicable:
+    return NotApplicable(f"the cluster serves no {kind} {GATEWAY_API} (Gateway API CRDs not installed, "
+                         "or an older version): nothing to check")
+
+
+def _forbidden(verb: str, plural: str, namespace: str | None, name: str | None = None) -> str:
+    """The reason of a 403: the exact permission that is missing and where to grant it."""
+    obj = f"{plural}.{GATEWAY_GROUP}" + (f" {name!r}" if name else "")
+    if namespace is None:
+        return (f"cannot {verb} {obj} cluster-wide: 403 Forbidden, the identity lacks RBAC permission "
+                f"(verb {verb}, resource {plural}, API group {GATEWAY_GROUP}, cluster-wide). Fix: a ClusterRole "
+                "with that rule (chart: validator.rbac.clusterRead=true), or read namespaced with "
+                "--read-scope namespace (docs/rbac.md)")
+    return (f"cannot {verb} {obj} in namespace {namespace}: 403 Forbidden, the identity lacks RBAC permission "
+            f"(verb {verb}, resource {plural}, API group {GATEWAY_GROUP}, namespace {namespace}). Fix: a Role in "
+            f"{namespace} with that rule, bound to the identity (chart: gateway.namespace / gateway.routeNamespace "
+            "name the namespaces it grants; or validator.rbac.clusterRead=true; docs/rbac.md)")
+
+
+def _gateway_get(kube: Kube, path: str, kind: str, what: str, forbidden: str, single: bool = False) -> Any:
+    """GET a Gateway API list (or, ``single``, one object): the items (or the object); NotApplicable on 404
+    for a list (the CRD is not installed), None on 404 for an object (it does not exist); Unavailable with
+    ``forbidden`` as the reason on 403, with the usual reason on anything else."""
     from kubernetes.client.exceptions import ApiException
 
     from .kubeclient import explain_error
 
     try:
-        return _items(get_json(kube, path), GATEWAY_API, kind)
+        doc = get_json(kube, path)
+        if single:
+            if not isinstance(doc, dict) or not isinstance((doc.get("metadata") or {}).get("name"), str):
+                raise ValueError("not an object")
+            return {**doc, "apiVersion": doc.get("apiVersion") or GATEWAY_API, "kind": doc.get("kind") or kind}
+        return _items(doc, GATEWAY_API, kind)
     except ApiException as exc:
         if exc.status == 404:
-            return NotApplicable(f"the cluster serves no {kind} {GATEWAY_API} (Gateway API CRDs not installed, "
-                                 "or an older version): nothing to check")
+            return None if single else _not_served(kind)
+        if exc.status == 403:
+            return Unavailable(forbidden)
         return Unavailable(explain_error(exc, what))
     except Exception as exc:  # noqa: BLE001 - mapped to a reason like every other read
         return Unavailable(explain_error(exc, what))
 
 
-def collect(kube: Kube, namespace: str, scope_fact: dict[str, Any]) -> Facts:
-    """One read of everything the traffic checks need. Secrets are never read."""
+def parent_gateways(routes: list[dict]) -> list[tuple[str, str]]:
+    """(namespace, name) of every Gateway the routes' parentRefs name, in order, once each."""
+    out: dict[tuple[str, str], None] = {}
+    for r in routes:
+        rns = (r.get("metadata") or {}).get("namespace") or ""
+        for ref in (r.get("spec") or {}).get("parentRefs") or []:
+            if not isinstance(ref, dict) or not ref.get("name"):
+                continue
+            if (ref.get("group") or GATEWAY_GROUP) != GATEWAY_GROUP or (ref.get("kind") or "Gateway") != "Gateway":
+                continue
+            out[(str(ref.get("namespace") or rns), str(ref["name"]))] = None
+    return list(out)
+
+
+def _gateway_facts_cluster(kube: Kube) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for fact, plural, kind in [("k8s.gateways", "gateways", "Gateway"), *GATEWAY_ROUTES]:
+        values[fact] = _gateway_get(kube, f"{GATEWAY_BASE}/{plural}", kind, f"{plural} (cluster-wide)",
+                                    _forbidden("list", plural, None))
+    values["k8s.gateways.unread"] = {}
+    return values
+
+
+def _gateway_facts_namespaced(kube: Kube, namespace: str, route_namespaces: list[str]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    routes: list[dict] = []
+    for fact, plural, kind in GATEWAY_ROUTES:
+        got: Any = []
+        for ns in route_namespaces:
+            one = _gateway_get(kube, f"{GATEWAY_BASE}/namespaces/{ns}/{plural}", kind, f"{plural} in {ns}",
+                               _forbidden("list", plural, ns))
+            if not isinstance(one, list):
+                got = one
+                break
+            got.extend(one)
+        values[fact] = got
+        if isinstance(got, list):
+            routes.extend(got)
+    gateways, unread = [], {}
+    for gns, gname in parent_gateways(routes):
+        gw = _gateway_get(kube, f"{GATEWAY_BASE}/namespaces/{gns}/gateways/{gname}", "Gateway",
+                          f"Gateway {gns}/{gname}", _forbidden("get", "gateways", gns, gname), single=True)
+        if isinstance(gw, dict):
+            gateways.append(gw)
+        elif isinstance(gw, Unavailable):
+            unread[f"{gns}/{gname}"] = gw.reason
+        # None: a 404, the Gateway does not exist (the checks say so)
+    values["k8s.gateways"] = gateways
+    values["k8s.gateways.unread"] = unread
+    return values
+
+
+def collect(kube: Kube, namespace: str, scope_fact: dict[str, Any], read_scope: str = "cluster",
+            route_namespaces: list[str] | tuple[str, ...] = (), gateway_api: bool = True) -> Facts:
+    """One read of everything the traffic checks need. Secrets are never read.
+
+    ``read_scope`` "namespace" reads nothing cluster-wide: namespaces and nodes are not read (the checks
+    that need namespace labels skip, saying why), and the Gateway API objects are read namespaced (routes in
+    ``namespace`` and ``route_namespaces``, the routes' parent Gateways by name). ``gateway_api`` False:
+    the release uses no Gateway API; nothing of it is read and its checks skip."""
+    if read_scope not in READ_SCOPES:
+        raise ValueError(f"read_scope {read_scope!r}")
     values: dict[str, Any] = {"traffic.scope": scope_fact, "traffic.live": True, "k8s.hook_pods": []}
     for fact, path, api_version, kind, what in LISTS:
+        if read_scope == "namespace" and "{ns}" not in path:
+            continue
         values[fact] = _list(kube, path.format(ns=namespace), api_version, kind, what.format(ns=namespace))
-    for fact, path, kind, what in GATEWAY_LISTS:
-        values[fact] = _gateway_list(kube, path.format(ns=namespace), kind, what.format(ns=namespace))
+    if read_scope == "namespace":
+        values["k8s.namespaces"] = NotApplicable(
+            "not read: --read-scope namespace reads no cluster-scoped objects (the chart's validator without "
+            "validator.rbac.clusterRead), and NetworkPolicy namespaceSelectors need the namespaces' labels. "
+            "To run this check, grant get/list on namespaces cluster-wide (validator.rbac.clusterRead=true); "
+            "`vmq-validate plan` checks the rendered NetworkPolicies before every deploy")
+        values["k8s.nodes"] = NotApplicable("not read: --read-scope namespace reads no cluster-scoped objects")
+    if not gateway_api:
+        off = NotApplicable("the release uses no Gateway API (--no-gateway-api; chart: gateway.enabled=false and "
+                            "validator.rbac.gatewayAPI=false): not read, nothing to check")
+        values.update({f: off for f in GATEWAY_FACTS})
+        values["k8s.gateways.unread"] = {}
+    else:
+        if read_scope == "cluster":
+            values.update(_gateway_facts_cluster(kube))
+        else:
+            values.update(_gateway_facts_namespaced(kube, namespace, list(dict.fromkeys([namespace,
+                                                                                          *route_namespaces]))))
+        values["k8s.referencegrants"] = _gateway_get(
+            kube, f"{GATEWAY_BASE}/namespaces/{namespace}/referencegrants", "ReferenceGrant",
+            f"referencegrants in {namespace}", _forbidden("list", "referencegrants", namespace))
     values["k8s.gatewayapi"] = NotApplicable("live objects were validated against their CRD schemas by the API "
                                              "server when they were created")
     values["gatewayapi.crds"] = values["k8s.gatewayapi"]

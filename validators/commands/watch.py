@@ -155,7 +155,8 @@ def build_plan(args: argparse.Namespace) -> Plan:
     for name in chosen:
         field_name = f"--{name}-args"
         try:
-            extra = shlex.split(getattr(args, f"{name}_args") or "")
+            given = getattr(args, f"{name}_args") or []
+            extra = [a for one in ([given] if isinstance(given, str) else given) for a in shlex.split(one)]
         except ValueError as exc:
             raise InputError(field_name, f"cannot be split into options ({exc}).", "quote it like a shell would.")
         p = _ArgsParser(field_name, prog=name)
@@ -569,8 +570,9 @@ class Watch(UtilityCommand):
         examples = {"cluster": "--timeout 10", "distribution": "--transport direct",
                     "clients": "--samples 1 --canary", "preflight": "--interval 5"}
         for name in WATCH_COMMANDS:
-            w.add_argument(f"--{name}-args", metavar="OPTIONS",
-                           help=f"more options for {name}, as one string (e.g. '{examples[name]}')")
+            w.add_argument(f"--{name}-args", metavar="OPTIONS", action="append",
+                           help=f"more options for {name}, as one string (e.g. '{examples[name]}'); repeatable, "
+                                "the strings are joined")
 
     def run(self, args: argparse.Namespace) -> int:
         try:

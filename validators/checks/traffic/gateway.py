@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from typing import Any, Iterable, Mapping
 
-from ...core.model import Finding, failed, passed, skipped, warned
+from ...core.model import Finding, failed, passed, skipped, unknown, warned
 from ...core.registry import check
 from ...crd import validate_object
 from ...crd.cel import duration
@@ -103,6 +103,15 @@ def find_gateway(facts: Mapping[str, Any], ns: str, name: str) -> dict | None:
     return None
 
 
+def unread_gateway(facts: Mapping[str, Any], ns: str, name: str) -> str | None:
+    """Why Gateway ns/name could not be read (live, namespaced reads: e.g. 403 on its GET), else None."""
+    return _map(facts.get("k8s.gateways.unread")).get(f"{ns}/{name}")
+
+
+class Undecided(str):
+    """A listener_problem that cannot be decided from the facts (namespace labels not read)."""
+
+
 def conditions(obj: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
     return {str(c.get("type")): c for c in _seq(obj.get("conditions")) if isinstance(c, Mapping)}
 
@@ -171,8 +180,16 @@ def listener_problem(facts: Mapping[str, Any], route: Mapping[str, Any], gw: Map
     frm = nsp.get("from") or "Same"
     if frm == "Same" and namespace(route) != namespace(gw):
         return f"allowedRoutes.namespaces.from Same: only routes of namespace {namespace(gw)} may attach"
-    if frm == "Selector" and not _selector_matches(_map(nsp.get("selector")), _ns_labels(facts, namespace(route))):
-        return f"allowedRoutes.namespaces.selector does not select namespace {namespace(route)}"
+    if frm == "Selector":
+        sel = _map(nsp.get("selector"))
+        keys = {str(k) for k in _map(sel.get("matchLabels"))} | {str(_map(e).get("key"))
+                                                                 for e in _seq(sel.get("matchExpressions"))}
+        if not isinstance(facts.get("k8s.namespaces"), list) and keys - {"kubernetes.io/metadata.name"}:
+            why = getattr(facts.get("k8s.namespaces"), "reason", "namespaces not collected")
+            return Undecided(f"allowedRoutes.namespaces.selector uses labels of namespace {namespace(route)} "
+                             f"({sorted(keys)}), which were not read ({why})")
+        if not _selector_matches(sel, _ns_labels(facts, namespace(route))):
+            return f"allowedRoutes.namespaces.selector does not select namespace {namespace(route)}"
     if frm == "None":
         return "allowedRoutes.namespaces.from None: no route may attach"
     return None
@@ -231,7 +248,7 @@ def gateway_api_schema(facts, conf) -> Iterable[Finding]:
 
 
 @check("TRAFFIC-017", title="Each route attaches to a Gateway listener whose protocol fits the route kind",
-       severity="error", category="traffic", needs=GW + ("k8s.namespaces",),
+       severity="error", category="traffic", needs=GW,
        remedy="Point parentRefs at an existing Gateway and listener (sectionName) that takes the route: HTTP/HTTPS "
               "for the WebSocket HTTPRoute, TCP for the MQTT TCPRoute, TLS with tls.mode Passthrough for the MQTTS "
               "TLSRoute; the listener's allowedRoutes must admit the route's kind and namespace (chart: "
@@ -244,7 +261,9 @@ def route_parent(facts, conf) -> Iterable[Finding]:
     (if any) matches one of the route's hostnames (HTTPRoute, TLSRoute: the SNI), whose port
     matches a parentRef `port`, and whose `allowedRoutes` admit the route's kind and namespace
     (from Same, All or a namespace Selector). Offline, a Gateway that is not in the manifests (the
-    platform team's) is skipped: `vmq-validate cluster` resolves it."""
+    platform team's) is skipped: `vmq-validate cluster` resolves it. Live, a Gateway the identity may
+    not read, or a namespace Selector on labels that were not read (no cluster-wide namespace read),
+    is `unknown` with the missing permission."""
     live = facts.get("traffic.live") is True
     for route in release_routes(facts):
         refs = [_map(r) for r in _seq(spec(route).get("parentRefs"))]
@@ -260,7 +279,9 @@ def route_parent(facts, conf) -> Iterable[Finding]:
                 continue
             gw = find_gateway(facts, ns, name)
             if gw is None:
-                if live:
+                if unread_gateway(facts, ns, name):
+                    yield unknown(subject, unread_gateway(facts, ns, name), **ev)
+                elif live:
                     yield failed(subject, f"Gateway {ns}/{name} does not exist", **ev)
                 else:
                     yield skipped(subject, f"Gateway {ns}/{name} is not in the manifests (owned elsewhere): "
@@ -277,11 +298,15 @@ def route_parent(facts, conf) -> Iterable[Finding]:
                     continue
             why = {str(x.get("name")): listener_problem(facts, route, gw, ref, x) for x in listeners}
             ok = [n for n, p in why.items() if p is None]
+            undecided = [n for n, p in why.items() if isinstance(p, Undecided)]
             ev["listeners"] = {n: p or "accepts the route" for n, p in why.items()}
             if ok:
                 lis = next(x for x in listeners if x.get("name") == ok[0])
                 yield passed(subject, f"attaches to listener {ok[0]} ({lis.get('protocol')} {lis.get('port')}) of "
                              f"Gateway {ns}/{name}", **ev)
+            elif undecided:
+                yield unknown(subject, f"cannot tell whether Gateway {ns}/{name} takes the route: "
+                              + "; ".join(f"{n}: {why[n]}" for n in undecided), **ev)
             else:
                 yield failed(subject, f"no listener of Gateway {ns}/{name} takes a {route['kind']}: "
                              + "; ".join(f"{n}: {p}" for n, p in why.items()), **ev)
@@ -511,6 +536,9 @@ def gateway_programmed(facts, conf) -> Iterable[Finding]:
     for (ns, name), sections in sorted(seen.items()):
         gw = find_gateway(facts, ns, name)
         subject = f"Gateway {ns}/{name}"
+        if gw is None and unread_gateway(facts, ns, name):
+            yield unknown(subject, unread_gateway(facts, ns, name))
+            continue
         if gw is None:
             yield failed(subject, "does not exist (the routes point at it)")
             continue
