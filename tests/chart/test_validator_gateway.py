@@ -200,6 +200,9 @@ def test_namespaced_reads_pass_with_the_rendered_roles(renderer, capsys, tmp_pat
     assert not [p for p in paths if p.startswith(f"/apis/{GROUP}/v1/") and "/namespaces/" not in p], \
         "nothing of the Gateway API is read cluster-wide"
     assert "/api/v1/namespaces" not in paths and "/api/v1/nodes" not in paths
+    outside = {"gateway-system"} if extra else set()
+    assert {p.split("/namespaces/", 1)[1].split("/", 1)[0] for p in paths if "/namespaces/" in p} <= \
+        {NAMESPACE, *outside}, "nothing is read outside the namespaces the Roles cover (no 403 in the audit log)"
     gw_ns, gw_name = ("gateway-system", "shared-gateway") if extra else (NAMESPACE, FULLNAME)
     assert paths.count(f"/apis/{GROUP}/v1/namespaces/{gw_ns}/gateways/{gw_name}") == 1, "one GET per Gateway"
 

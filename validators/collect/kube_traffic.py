@@ -223,10 +223,14 @@ def collect(kube: Kube, namespace: str, scope_fact: dict[str, Any], read_scope: 
     values["k8s.gatewayapi"] = NotApplicable("live objects were validated against their CRD schemas by the API "
                                              "server when they were created")
     values["gatewayapi.crds"] = values["k8s.gatewayapi"]
-    slices = _list(kube, "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices", "discovery.k8s.io/v1",
-                   "EndpointSlice", "the API server endpoints (default/kubernetes endpointslices)",
-                   {"labelSelector": "kubernetes.io/service-name=kubernetes"})
-    values["k8s.apiserver"] = slices if isinstance(slices, Unavailable) else apiserver_endpoints(slices)
+    if read_scope == "namespace":  # another namespace's objects; its only reader (TRAFFIC-014) skips without labels
+        values["k8s.apiserver"] = NotApplicable("not read: --read-scope namespace reads nothing outside the release's "
+                                                "namespaces (the API server endpoints are in default)")
+    else:
+        slices = _list(kube, "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices", "discovery.k8s.io/v1",
+                       "EndpointSlice", "the API server endpoints (default/kubernetes endpointslices)",
+                       {"labelSelector": "kubernetes.io/service-name=kubernetes"})
+        values["k8s.apiserver"] = slices if isinstance(slices, Unavailable) else apiserver_endpoints(slices)
     for fact in ("k8s.pods", "k8s.workloads"):  # literal secret-looking env values -> redactor
         if isinstance(values[fact], list):
             register_secrets(values[fact])
