@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -24,6 +25,22 @@ def run_module(tmp_path, check_mode=False, **args):
     res = subprocess.run([sys.executable, str(MODULE), str(f)], capture_output=True, text=True, timeout=120, cwd=ROOT,
                          env={**os.environ, "PYTHONPATH": str(ROOT)})
     return json.loads(res.stdout)
+
+
+def test_project_dir_validators_come_before_an_importable_copy(tmp_path):
+    """The roles pass their checkout as project_dir: its validators run even when the interpreter can import
+    another copy (here this checkout, through PYTHONPATH), so roles and validators never come from two versions."""
+    other = tmp_path / "other-checkout"
+    shutil.copytree(ROOT / "validators", other / "validators", ignore=shutil.ignore_patterns("__pycache__"))
+    model = other / "validators" / "core" / "model.py"
+    text = model.read_text()
+    assert "\nFAIL_ON = " in text
+    model.write_text(text.replace("\nFAIL_ON = ", '\nFAIL_ON = ("error", "never")  # this copy\n_UNUSED = ', 1))
+    args = ["--targets", str(_targets(tmp_path)), "--interval", "0"]
+    res = run_module(tmp_path, command="preflight", args=args, fail_on="critical", project_dir=str(other))
+    assert res["failed"] and res["msg"] == "fail_on: 'critical' is not a threshold. Fix: use one of error, never."
+    res = run_module(tmp_path, command="preflight", args=args, fail_on="critical", fail_on_findings=False)
+    assert not res.get("failed") and res["summary"]["fail_on"] == "critical"
 
 
 @pytest.fixture(scope="module")

@@ -58,7 +58,9 @@ options:
     description: Text the command reads as its standard input (e.g. manifests for C(plan -f -)).
     type: str
   project_dir:
-    description: Directory holding the C(validators) package, used when it is not importable already.
+    description:
+      - Directory holding the C(validators) package (the roles pass the toolkit's checkout). When it holds one,
+        that package is used before any installed copy, so the module runs the validators of its own checkout.
     type: path
 author: vernemq-k8s-toolkit
 """
@@ -108,14 +110,11 @@ from ansible.module_utils.basic import AnsibleModule
 
 
 def _import_validators(project_dir):
-    try:
-        import validators.cli  # noqa: F401
-    except ImportError:
-        if project_dir and os.path.isdir(os.path.join(project_dir, "validators")):
-            sys.path.insert(0, project_dir)
-            import validators.cli  # noqa: F401
-        else:
-            raise
+    # The checkout's own validators first: the interpreter may have another checkout's copy installed, whose
+    # checks or options (e.g. the fail_on thresholds) are not the ones this module and its roles expect.
+    if project_dir and os.path.isdir(os.path.join(project_dir, "validators")):
+        sys.path.insert(0, project_dir)
+    import validators.cli  # noqa: F401
     from validators import cli
     from validators.core import redact
     from validators.core.errors import VmqError
