@@ -17,7 +17,7 @@ from .commands import load_commands
 from .commands.base import ReportCommand
 from .core import inputs, redact
 from .core.errors import InputError, VmqError
-from .core.model import Report
+from .core.model import FAIL_ON, Report
 from .report import render
 from .report.writer import check_target, write_report
 
@@ -27,7 +27,7 @@ def _add_report_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--format", choices=["text", "json", "junit"], default="text", help="stdout format (text)")
     g.add_argument("--report-json", metavar="FILE", help="also write the JSON report to FILE")
     g.add_argument("--report-junit", metavar="FILE", help="also write a JUnit XML report to FILE")
-    g.add_argument("--fail-on", choices=["critical", "error", "warning", "info", "never"], default="error",
+    g.add_argument("--fail-on", choices=FAIL_ON, default="error",
                    help="exit 1 when a finding has this severity or worse (error)")
     g.add_argument("--policy", metavar="FILE", help="YAML policy: per-check severity, enabled, options")
     g.add_argument("--no-color", action="store_true", help="plain text even on a terminal")

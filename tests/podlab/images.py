@@ -8,7 +8,8 @@
 Both are cached by the hash of their inputs: a stamp under .tools/podlab/ holds the hash, and `podman image
 exists` must agree, so a second run builds nothing. Builds take a file lock, so parallel test runs (or two
 workers) never build the same image twice at once. No registry is used: the base comes from Debian's mirror
-as apt on this machine is configured, everything else from tests/podlab/image/ and tests/standin/.
+as apt on this machine is configured, everything else from tests/podlab/image/, tests/standin/ and the lab's
+node (tests/lab/vmqlabnode.erl, whose HTTP part the image's node uses): build_context() lists them all.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from tests.podlab.podman import ROOT, podman
 IMAGE_DIR = Path(__file__).resolve().parent / "image"
 STANDIN_DIR = ROOT / "tests" / "standin"
 STANDIN_FILES = ("__init__.py", "mqtt.py", "node.py")
+LAB_DIR = ROOT / "tests" / "lab"
+LAB_FILES = ("vmqlabnode.erl",)  # its HTTP part serves the pod node too (one source for both labs' nodes)
 CACHE = ROOT / ".tools" / "podlab"
 
 SUITE = "bookworm"
@@ -53,15 +56,6 @@ def _hash(*parts: bytes) -> str:
         h.update(len(p).to_bytes(8, "big"))
         h.update(p)
     return h.hexdigest()
-
-
-def _tree_hash(files: list[Path], base: Path) -> list[bytes]:
-    out = []
-    for f in sorted(files):
-        out.append(str(f.relative_to(base)).encode())
-        out.append(f.read_bytes())
-        out.append(b"x" if os.access(f, os.X_OK) else b"-")
-    return out
 
 
 @contextmanager
@@ -153,23 +147,37 @@ def _inputs() -> list[Path]:
     return [p for p in IMAGE_DIR.rglob("*") if p.is_file() and "__pycache__" not in p.parts]
 
 
+def build_context() -> dict[str, Path]:
+    """Every file of the image's build context: its path in the context -> the file in the repository. The
+    build copies exactly these and the cache key hashes exactly these, so no input changes without a rebuild."""
+    files = {f"image/{p.relative_to(IMAGE_DIR).as_posix()}": p for p in _inputs()}
+    files.update({f"standin/{f}": STANDIN_DIR / f for f in STANDIN_FILES})
+    files.update({f"lab/{f}": LAB_DIR / f for f in LAB_FILES})
+    return files
+
+
+def context_key(base: str, flavor: str, tag: str, files: dict[str, Path]) -> str:
+    parts = [base.encode(), flavor.encode(), tag.encode()]
+    for rel, path in sorted(files.items()):
+        parts += [rel.encode(), path.read_bytes(), b"x" if os.access(path, os.X_OK) else b"-"]
+    return _hash(*parts)
+
+
 def ensure_vernemq(flavor: str = "official", tag: str = DEFAULT_TAG) -> str:
     """The VerneMQ-shaped image of `flavor` under `tag` (tags other than the default differ only by a label)."""
     ref = image_ref(flavor, tag)
     base = ensure_base()
-    standin = [STANDIN_DIR / f for f in STANDIN_FILES]
-    key = _hash(base.encode(), flavor.encode(), tag.encode(), *_tree_hash(_inputs(), IMAGE_DIR),
-                *_tree_hash(standin, STANDIN_DIR))
+    files = build_context()
+    key = context_key(base, flavor, tag, files)
     stamp = CACHE / f"vernemq-{flavor}-{tag}.stamp"
     with _locked("vernemq"):
         if _cached(stamp, key, ref):
             return ref
         ctx = Path(tempfile.mkdtemp(prefix="podlab-ctx-", dir="/var/tmp"))
         try:
-            shutil.copytree(IMAGE_DIR, ctx / "image", ignore=shutil.ignore_patterns("__pycache__"))
-            (ctx / "standin").mkdir()
-            for f in standin:
-                shutil.copy2(f, ctx / "standin" / f.name)
+            for rel, src in files.items():
+                (ctx / rel).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(src, ctx / rel)
             podman("build", "--pull=never", "--layers", "--build-arg", f"BASE={base}", "--build-arg", f"FLAVOR={flavor}",
                    "--label", f"io.podlab.tag={tag}", "--label", f"io.podlab.flavor={flavor}",
                    "--label", f"io.podlab.inputs={key[:16]}",

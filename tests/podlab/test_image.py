@@ -348,17 +348,26 @@ def test_leave_hands_sessions_over_and_removes_the_member(image, boxes):
 
 
 def test_image_inputs_are_hashed_not_timed():
-    """The stamp key covers every input file: changing one byte of any of them changes the key."""
-    files = [p for p in images._inputs()]
-    assert any(p.name == "start_vernemq" for p in files) and any(p.suffix == ".erl" for p in files)
-    base = images._hash(*images._tree_hash(files, images.IMAGE_DIR))
+    """The stamp key covers every file of the build context, and the context holds every file the Containerfile
+    copies in: changing one byte of any of them (the image's own, the stand-in's, the lab node's) changes the key."""
+    files = images.build_context()
+    assert {"image/start_vernemq", "image/erl/vmq_lab_node.erl", "standin/node.py", "lab/vmqlabnode.erl"} <= set(files)
+    for line in (images.IMAGE_DIR / "Containerfile").read_text().splitlines():
+        if line.startswith("COPY "):
+            *sources, _dest = [a for a in line.split()[1:] if not a.startswith("--")]
+            for src in sources:
+                assert any(rel == src or rel.startswith(src.rstrip("/") + "/") for rel in files), (
+                    f"the Containerfile copies {src}, which the build context (and so the cache key) lacks")
+    key = images.context_key("base", "official", "t", files)
+    assert images.context_key("base", "official", "t", dict(files)) == key
     tmp = Path(tempfile.mkdtemp(prefix="podlab-hash-"))
     try:
-        shutil.copytree(images.IMAGE_DIR, tmp / "image")
-        target = tmp / "image" / "start_vernemq"
-        target.write_text(target.read_text() + "#\n")
-        copied = [tmp / "image" / p.relative_to(images.IMAGE_DIR) for p in files]
-        assert images._hash(*images._tree_hash(copied, tmp / "image")) != base
+        for rel in ("image/start_vernemq", "standin/node.py", "lab/vmqlabnode.erl"):
+            changed = tmp / rel
+            changed.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(files[rel], changed)
+            changed.write_bytes(changed.read_bytes() + b"\n")
+            assert images.context_key("base", "official", "t", {**files, rel: changed}) != key, rel
     finally:
         shutil.rmtree(tmp)
     assert re.fullmatch(r"localhost/podlab/vernemq-source:2\.1\.2", images.image_ref("source"))

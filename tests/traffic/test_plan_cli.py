@@ -67,6 +67,23 @@ def test_fail_on_never_and_warning(capsys, tmp_path):
     assert run(capsys, base + ["--fail-on", "warning"])[0] == 1
 
 
+def test_fail_on_critical_exits_1_only_on_a_critical_finding(capsys, tmp_path):
+    f = tmp_path / "m.yaml"
+    f.write_text(RELEASE.read_text().replace("externalTrafficPolicy: Local", "externalTrafficPolicy: Cluster"))
+    base = ["plan", "-f", str(f), "-n", "mqtt", "--release", "r", "--format", "json"]
+    code, out, _ = run(capsys, base + ["--fail-on", "critical"])
+    doc = json.loads(out)
+    assert code == 0 and doc["summary"]["failed"] is False and doc["summary"]["fail_on"] == "critical"
+    assert doc["summary"]["findings_by_severity"]["error"] >= 1, "the error finding is still reported"
+    assert run(capsys, base)[0] == 1
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("checks: {TRAFFIC-001: {severity: critical}}\n")
+    code, out, _ = run(capsys, base + ["--fail-on", "critical", "--policy", str(policy)])
+    assert code == 1 and json.loads(out)["summary"]["findings_by_severity"]["critical"] >= 1
+    code, _, err = run(capsys, base + ["--fail-on", "fatal"])
+    assert code == 2 and "--fail-on" in err and "'critical', 'error', 'warning', 'info', 'never'" in err
+
+
 BAD = [
     ("apiVersion: v1\nkind: Service\nmetadata: {name: s\nspec: {}\n", "document 1", "not valid YAML"),
     ("---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n---\n- just\n- a list\n", "document 2 (line 6)", "not a Kubernetes"),

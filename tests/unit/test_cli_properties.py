@@ -24,6 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from validators.cli import main
+from validators.core.model import FAIL_ON
 
 ROOT = Path(__file__).resolve().parents[2]
 MANIFEST = (ROOT / "tests" / "traffic" / "manifests" / "release.yaml").read_text()
@@ -90,7 +91,7 @@ def report_options(draw):
     if draw(st.booleans()):
         argv += ["--format", draw(st.sampled_from(["text", "json", "junit"]))]
     if draw(st.booleans()):
-        argv += ["--fail-on", draw(st.sampled_from(["error", "warning", "info", "never"]))]
+        argv += ["--fail-on", draw(st.sampled_from(FAIL_ON))]
     if draw(st.booleans()):
         bad_policies = st.one_of(bad_file_bytes, st.sampled_from([
             b"checks: {TRAFFIC-003: {options: {cloud: Azure}}}", b"checks: {CLIENTS-001: {options: {tolerance: -1}}}",

@@ -10,8 +10,8 @@ import pytest
 from validators.cli import main
 from validators.core import redact
 from validators.core.errors import InputError
-from validators.core.model import (CheckSpec, Facts, NotApplicable, Severity, Status, Unavailable, failed,
-                                   passed, warned)
+from validators.core.model import (FAIL_ON, CheckSpec, Facts, NotApplicable, Severity, Status, Unavailable,
+                                   failed, passed, warned)
 from validators.core.policy import Policy
 from validators.core.registry import catalog
 from validators.core.runner import run_checks
@@ -73,6 +73,32 @@ def test_warn_of_error_check_is_warning_and_fail_on_threshold():
     assert report.exit_code("error") == 0
     assert report.exit_code("warning") == 1
     assert report.exit_code("never") == 0
+
+
+def test_fail_on_critical_counts_only_critical_findings():
+    checks = [spec(_pass_fail), spec(_pass_fail, id="TEST-002", severity="critical")]
+    errors_only = run_checks("t", checks[:1], Facts({"things": {"bad": False}}))
+    assert errors_only.exit_code("error") == 1 and errors_only.exit_code("critical") == 0
+    assert errors_only.to_dict("critical")["summary"]["failed"] is False
+    both = run_checks("t", checks, Facts({"things": {"bad": False}}))
+    assert [r.check for r in both.findings_at_or_above("critical")] == ["TEST-002"]
+    assert both.exit_code("critical") == 1 and both.to_dict("critical")["summary"]["failed"] is True
+
+
+def test_fail_on_thresholds_are_one_list_for_every_report_command():
+    """--fail-on of every report command offers FAIL_ON itself (not a copy): every severity, worst first,
+    then never; the Ansible module checks its fail_on against the same object."""
+    from validators.cli import build_parser
+    from validators.commands.base import ReportCommand
+
+    assert FAIL_ON == tuple(s.value for s in sorted(Severity, key=lambda s: s.rank, reverse=True)) + ("never",)
+    parser, commands = build_parser()
+    subparsers = next(a for a in parser._actions if a.dest == "command").choices
+    reports = [name for name, cmd in commands.items() if isinstance(cmd, ReportCommand)]
+    assert {"plan", "cluster", "distribution", "clients", "preflight"} <= set(reports)
+    for name in reports:
+        (action,) = [a for a in subparsers[name]._actions if "--fail-on" in a.option_strings]
+        assert action.choices is FAIL_ON and action.default == "error", name
 
 
 def test_json_report_shape():

@@ -25,6 +25,11 @@ class Severity(str, enum.Enum):
         return {"info": 1, "warning": 2, "error": 3, "critical": 4}[self.value]
 
 
+#: the thresholds of --fail-on (the CLI) and fail_on (the Ansible module and roles): every severity, worst
+#: first, then ``never``. The one list both accept; docs and argument specs are tested against it.
+FAIL_ON = tuple(s.value for s in sorted(Severity, key=lambda s: -s.rank)) + ("never",)
+
+
 class Status(str, enum.Enum):
     PASS = "pass"
     FAIL = "fail"

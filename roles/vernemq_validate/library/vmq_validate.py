@@ -28,9 +28,12 @@ options:
     elements: str
     default: []
   fail_on:
-    description: Findings of this severity or worse fail the task (and count as failed in the reports).
+    description:
+      - Findings of this severity or worse fail the task (and count as failed in the reports); C(critical) fails
+        on critical findings only, C(never) on none.
+      - The same thresholds as C(vmq-validate --fail-on); both take them from C(validators.core.model.FAIL_ON).
     type: str
-    choices: [error, warning, info, never]
+    choices: [critical, error, warning, info, never]
     default: error
   fail_on_findings:
     description: Fail the task when there are findings at or above O(fail_on).
@@ -55,7 +58,9 @@ options:
     description: Text the command reads as its standard input (e.g. manifests for C(plan -f -)).
     type: str
   project_dir:
-    description: Directory holding the C(validators) package, used when it is not importable already.
+    description:
+      - Directory holding the C(validators) package (the roles pass the toolkit's checkout). When it holds one,
+        that package is used before any installed copy, so the module runs the validators of its own checkout.
     type: path
 author: vernemq-k8s-toolkit
 """
@@ -105,20 +110,18 @@ from ansible.module_utils.basic import AnsibleModule
 
 
 def _import_validators(project_dir):
-    try:
-        import validators.cli  # noqa: F401
-    except ImportError:
-        if project_dir and os.path.isdir(os.path.join(project_dir, "validators")):
-            sys.path.insert(0, project_dir)
-            import validators.cli  # noqa: F401
-        else:
-            raise
+    # The checkout's own validators first: the interpreter may have another checkout's copy installed, whose
+    # checks or options (e.g. the fail_on thresholds) are not the ones this module and its roles expect.
+    if project_dir and os.path.isdir(os.path.join(project_dir, "validators")):
+        sys.path.insert(0, project_dir)
+    import validators.cli  # noqa: F401
     from validators import cli
     from validators.core import redact
     from validators.core.errors import VmqError
+    from validators.core.model import FAIL_ON
     from validators.report import render
     from validators.report.writer import write_report
-    return cli, redact, VmqError, render, write_report
+    return cli, redact, VmqError, FAIL_ON, render, write_report
 
 
 def _differs(path, text):
@@ -137,7 +140,8 @@ def main():
         argument_spec=dict(
             command=dict(type="str", required=True),
             args=dict(type="list", elements="str", default=[]),
-            fail_on=dict(type="str", choices=["error", "warning", "info", "never"], default="error"),
+            # choices: validators.core.model.FAIL_ON, checked once the validators are imported (below)
+            fail_on=dict(type="str", default="error"),
             fail_on_findings=dict(type="bool", default=True),
             policy=dict(type="path"),
             report_json=dict(type="path"),
@@ -150,12 +154,15 @@ def main():
     )
     p = module.params
     try:
-        cli, redact, VmqError, render, write_report = _import_validators(p["project_dir"])
+        cli, redact, VmqError, FAIL_ON, render, write_report = _import_validators(p["project_dir"])
     except ImportError as exc:
         module.fail_json(msg="cannot import the validators package (%s). Fix: run ansible-playbook from the "
                              "toolkit's venv (make site), so that ansible_playbook_python has it." % exc)
 
     from validators.commands.base import ReportCommand
+    if p["fail_on"] not in FAIL_ON:
+        module.fail_json(msg="fail_on: %r is not a threshold. Fix: use one of %s." % (
+            p["fail_on"], ", ".join(FAIL_ON)), reports_written=[])
     _parser, commands = cli.build_parser()
     reports = sorted(name for name, cmd in commands.items() if isinstance(cmd, ReportCommand))
     if p["command"] not in reports:

@@ -8,6 +8,8 @@
 %%  * HTTP on loopback for the stand-in in front of Mosquitto: /api/v1/cluster/show (with the API key),
 %%    /_lab/members (who the stand-in's peers are).
 %% Settings come from the file named by env VMQLAB_CONF (Erlang terms), written by /vernemq/bin/vernemq.
+%% The HTTP plumbing and cluster/show's JSON are the lab node's (tests/lab/vmqlabnode.erl, compiled into the
+%% image beside this file): one source for both labs.
 -module(vmq_lab_node).
 -behaviour(gen_server).
 -export([start/0, join/1, cli/1]).
@@ -70,9 +72,8 @@ init(Conf) ->
     St = save(St0#st{members = Members, dir = Dir, conf = Conf}),
     {Ip, Port} = proplists:get_value(http, Conf),
     {ok, Addr} = inet:parse_address(Ip),
-    {ok, L} = gen_tcp:listen(Port, [binary, {ip, Addr}, {reuseaddr, true}, {active, false},
-                                    {packet, http_bin}, {backlog, 128}]),
-    spawn(fun() -> accept_http(L) end),
+    L = vmqlabnode:http_listen(Addr, Port, 128),
+    spawn(fun() -> vmqlabnode:http_accept(L, fun route/2, []) end),
     net_kernel:monitor_nodes(true),
     self() ! tick,
     {ok, St}.
@@ -250,53 +251,17 @@ centre(S, W) ->
     [lists:duplicate(L, $\s), S, lists:duplicate(Pad - L, $\s)].
 
 %% ------------------------------------------------------------------ HTTP (loopback, for the stand-in)
-accept_http(L) ->
-    {ok, S} = gen_tcp:accept(L),
-    Pid = spawn(fun() -> receive go -> serve(S) end end),
-    ok = gen_tcp:controlling_process(S, Pid),
-    Pid ! go,
-    accept_http(L).
-
-serve(S) ->
-    case read_request(S, undefined, []) of
-        {ok, Path, Hs} -> reply(S, route(Path, Hs));
-        error -> ok
-    end,
-    gen_tcp:close(S).
-
-read_request(S, Path, Hs) ->
-    case gen_tcp:recv(S, 0, 5000) of
-        {ok, {http_request, _M, {abs_path, P}, _}} -> read_request(S, P, Hs);
-        {ok, {http_header, _, Name, _, Value}} -> read_request(S, Path, [{hname(Name), Value} | Hs]);
-        {ok, http_eoh} when Path =/= undefined -> {ok, Path, Hs};
-        _ -> error
-    end.
-
-hname(N) when is_atom(N) -> string:lowercase(atom_to_binary(N));
-hname(N) -> string:lowercase(N).
-
 authorized(Hs) ->
     Keys = gen_server:call(?MODULE, keys),
-    XKey = proplists:get_value(<<"x-api-key">>, Hs),
-    Basic = case proplists:get_value(<<"authorization">>, Hs) of
-                <<"Basic ", B64/binary>> ->
-                    try hd(binary:split(base64:decode(string:trim(B64)), <<":">>)) catch _:_ -> undefined end;
-                _ -> undefined
-            end,
-    Keys =/= [] andalso (lists:member(XKey, Keys) orelse lists:member(Basic, Keys)).
+    lists:any(fun(K) -> lists:member(K, Keys) end, vmqlabnode:presented_keys(Hs)).
 
 route(Path, Hs) ->
     Json = [{<<"content-type">>, <<"application/json">>}],
     case hd(binary:split(Path, <<"?">>)) of
         <<"/api/v1/cluster/show">> ->
             case authorized(Hs) of
-                true ->
-                    Up = [node() | nodes()],
-                    Rows = [io_lib:format("{\"Node\":\"~s\",\"Running\":~s}", [N, lists:member(N, Up)])
-                            || N <- gen_server:call(?MODULE, members)],
-                    {200, Json, iolist_to_binary(["{\"table\":[", lists:join(",", Rows), "],\"type\":\"table\"}"])};
-                false ->
-                    {401, [{<<"www-authenticate">>, <<"Authorization realm=\"VerneMQ\"">>}], <<>>}
+                true -> {200, Json, vmqlabnode:cluster_show_json(gen_server:call(?MODULE, members))};
+                false -> {401, [{<<"www-authenticate">>, <<"Authorization realm=\"VerneMQ\"">>}], <<>>}
             end;
         <<"/_lab/members">> ->
             Up = [node() | nodes()],
@@ -307,10 +272,3 @@ route(Path, Hs) ->
         <<"/health/ping">> -> {200, Json, <<"{\"status\":\"OK\"}">>};
         _ -> {404, [], <<>>}
     end.
-
-reply(S, {Code, Headers, Body}) ->
-    Reason = case Code of 200 -> "OK"; 401 -> "Unauthorized"; _ -> "Not Found" end,
-    Hs = [[N, <<": ">>, V, <<"\r\n">>] || {N, V} <- Headers],
-    gen_tcp:send(S, [io_lib:format("HTTP/1.1 ~b ~s\r\n", [Code, Reason]),
-                     io_lib:format("content-length: ~b\r\n", [byte_size(Body)]),
-                     <<"connection: close\r\n">>, Hs, <<"\r\n">>, Body]).
