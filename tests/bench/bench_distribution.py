@@ -7,8 +7,12 @@ Rows (all measured in this run, against baselines measured in this run):
     over 40 pairs, 2 per source). Goal <= 2x.
   * the same two with one node cut off by a partition (its pairs wait for timeouts), the case where a
     sequential validator becomes unusable.
+  * the ceiling: the sequential wall time vs the CPU its own work needed, divided by the cores. That is the
+    most any concurrency can give on this machine: where it is below a goal, the goal cannot be met here; and
+    that floor vs the slowest single pair, the least ratio to one pair any concurrency can give.
   * the concurrent wall time vs its CPU floor: the CPU the validator and the lab's Erlang/epmd processes used
     in that run, divided by the cores. Near 1x the run is CPU-bound: no more concurrency can shorten it.
+The well-known cookie (DIST-008) is tried once per node, as the collector does.
 The netns transport probes from threads that entered each node's namespace with setns(2).
 Needs root (the lab). `python -m tests.bench distribution [--nodes N] [--timeout S]`.
 """
@@ -77,7 +81,13 @@ def _self_cpu() -> float:
 
 
 def _rows(label, spec, timeout, sample, conc, lab_pids):
+    cpu0, lab0 = _self_cpu(), _cpu_seconds(lab_pids)
     seq, obs_seq = _timed(lambda: _all_pairs(spec, timeout, 1))
+    seq_py = _self_cpu() - cpu0
+    seq_cpu = seq_py + _cpu_seconds(lab_pids) - lab0
+    #: the shortest wall time any concurrency could give for the sequential run's work on these cores; the
+    #: validator's own share runs on one core at a time whatever the threads (one interpreter, one GIL)
+    seq_floor = max(seq_cpu / (os.cpu_count() or 1), seq_py)
     cpu0, lab0 = _self_cpu(), _cpu_seconds(lab_pids)
     par, obs_par = _timed(lambda: _all_pairs(spec, timeout, conc))
     cpu_py, cpu_lab = _self_cpu() - cpu0, _cpu_seconds(lab_pids) - lab0
@@ -92,6 +102,13 @@ def _rows(label, spec, timeout, sample, conc, lab_pids):
          "detail": f"sequential {seq:.2f}s, concurrent {par:.2f}s; handshakes ok {ok_seq}/{ok_par}"},
         {"name": f"{label}: concurrent wall time vs slowest single pair", "ratio": par / single, "goal": "<= 2x",
          "unit": "x", "detail": f"all pairs {par:.2f}s, slowest single pair {single:.3f}s ({pair}, of {len(sample)})"},
+        {"name": f"{label}: ceiling, sequential vs the CPU floor of its own work", "ratio": seq / seq_floor
+         if seq_floor else 0.0, "goal": "the most any concurrency can give on this machine", "unit": "x",
+         "detail": f"the sequential run used {seq_cpu:.2f}s of CPU (validator {seq_py:.2f}s, one core at a time) in "
+                   f"{seq:.2f}s of wall; on {os.cpu_count()} cores that work needs {seq_floor:.2f}s of wall at best"},
+        {"name": f"{label}: floor, the CPU floor of that work vs slowest single pair", "ratio": seq_floor / single,
+         "goal": "the least any concurrency can give on this machine", "unit": "x",
+         "detail": f"{seq_floor:.2f}s of wall at best vs {single:.3f}s for the slowest single pair"},
         {"name": f"{label}: concurrent wall time vs its CPU floor", "ratio": par / floor if floor else 0.0,
          "goal": "1x = nothing left to overlap", "unit": "x",
          "detail": f"CPU during the concurrent run: validator {cpu_py:.2f}s + lab's Erlang/epmd {cpu_lab:.2f}s "
