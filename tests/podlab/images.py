@@ -156,10 +156,20 @@ def build_context() -> dict[str, Path]:
     return files
 
 
+def _file_parts(rel: str, path: Path) -> list[bytes]:
+    """What a cache key takes of one input file: its name in the context, its bytes, its executable bit."""
+    return [rel.encode(), path.read_bytes(), b"x" if os.access(path, os.X_OK) else b"-"]
+
+
+def _tree_hash(files: list[Path], base: Path) -> list[bytes]:
+    """The key parts of ``files``, named relative to ``base`` (the validator image's context)."""
+    return [part for f in sorted(files) for part in _file_parts(str(f.relative_to(base)), f)]
+
+
 def context_key(base: str, flavor: str, tag: str, files: dict[str, Path]) -> str:
     parts = [base.encode(), flavor.encode(), tag.encode()]
     for rel, path in sorted(files.items()):
-        parts += [rel.encode(), path.read_bytes(), b"x" if os.access(path, os.X_OK) else b"-"]
+        parts += _file_parts(rel, path)
     return _hash(*parts)
 
 
