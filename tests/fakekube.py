@@ -832,6 +832,30 @@ def objects_from_yaml(text: str) -> list[dict]:
 
 
 # ---------------------------------------------------------------------------------------------
+# A StatefulSet as a running cluster holds it: its pods scheduled, Running and Ready, and the EndpointSlice the
+# EndpointSlice controller writes for the client Service
+
+
+def running_statefulset(sts: dict, namespace: str, service: str) -> list[dict]:
+    """The pods of ``sts`` (validators.netpol.workloads.expand: names, labels, spec) on two nodes with pod IPs
+    10.244.<i>.5, Running and Ready, and one EndpointSlice of Service ``service`` listing them on port mqtt."""
+    from validators.netpol.workloads import expand
+
+    pods = expand(sts)
+    for i, p in enumerate(pods):
+        p["spec"]["nodeName"] = f"node-{i % 2}"
+        p["status"] = {"phase": "Running", "podIP": f"10.244.{i}.5",
+                       "conditions": [{"type": "Ready", "status": "True"}]}
+    eps = {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+           "metadata": {"name": f"{service}-x1", "namespace": namespace,
+                        "labels": {"kubernetes.io/service-name": service}},
+           "addressType": "IPv4", "ports": [{"name": "mqtt", "port": 1883, "protocol": "TCP"}],
+           "endpoints": [{"addresses": [p["status"]["podIP"]], "conditions": {"ready": True},
+                          "targetRef": {"kind": "Pod", "name": p["metadata"]["name"], "namespace": namespace}}
+                         for p in pods]}
+    return [*pods, eps]
+
+
 # Gateway API status, in the shapes controllers write (gateway-api v1.6 types: metav1.Condition with
 # observedGeneration and lastTransitionTime; RouteParentStatus with parentRef and controllerName)
 

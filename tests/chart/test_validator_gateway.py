@@ -19,9 +19,8 @@ import subprocess
 import pytest
 import yaml
 
-from tests.fakekube import FakeKube, gateway_status, route_status
+from tests.fakekube import FakeKube, gateway_status, route_status, running_statefulset
 from validators.cli import main
-from validators.netpol.workloads import expand
 
 from .conftest import FULLNAME, NAMESPACE, find, find_all
 
@@ -71,19 +70,7 @@ def served(docs, extra=()):
             continue
         o = copy.deepcopy(o)
         if o["kind"] == "StatefulSet":
-            pods = expand(o)
-            for i, p in enumerate(pods):
-                p["spec"]["nodeName"] = f"node-{i % 2}"
-                p["status"] = {"phase": "Running", "podIP": f"10.244.{i}.5",
-                               "conditions": [{"type": "Ready", "status": "True"}]}
-                out.append(p)
-            out.append({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
-                        "metadata": {"name": f"{FULLNAME}-x1", "namespace": NAMESPACE,
-                                     "labels": {"kubernetes.io/service-name": FULLNAME}},
-                        "addressType": "IPv4", "ports": [{"name": "mqtt", "port": 1883, "protocol": "TCP"}],
-                        "endpoints": [{"addresses": [p["status"]["podIP"]], "conditions": {"ready": True},
-                                       "targetRef": {"kind": "Pod", "name": p["metadata"]["name"],
-                                                     "namespace": NAMESPACE}} for p in pods]})
+            out += running_statefulset(o, NAMESPACE, FULLNAME)
         if o["kind"] in ("HTTPRoute", "TCPRoute", "TLSRoute"):
             o["status"] = route_status([{k: v for k, v in r.items() if k not in ("group", "kind")}
                                         for r in o["spec"]["parentRefs"]])

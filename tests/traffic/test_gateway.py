@@ -12,12 +12,11 @@ import subprocess
 
 import pytest
 
-from tests.fakekube import FakeKube, gateway_status, route_status
+from tests.fakekube import FakeKube, gateway_status, route_status, running_statefulset
 from validators.cli import main
 from validators.collect.crds import load_dir
 from validators.core.errors import InputError
 from validators.crd import validate_object
-from validators.netpol.workloads import expand
 
 from .test_chart_profiles import CHART, HELM, NS, PROFILES, RELEASE, ROOT, gateway_crds, objects
 from .util import bad, plan, statuses
@@ -293,19 +292,7 @@ def _served(profile, gw_ns_objects=()):
     out = []
     for o in objs:
         if o["kind"] == "StatefulSet":
-            pods = expand(o)
-            for i, p in enumerate(pods):
-                p["spec"]["nodeName"] = f"node-{i % 2}"
-                p["status"] = {"phase": "Running", "podIP": f"10.244.{i}.5",
-                               "conditions": [{"type": "Ready", "status": "True"}]}
-                out.append(p)
-            out.append({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
-                        "metadata": {"name": f"{RELEASE}-vernemq-x1", "namespace": NS,
-                                     "labels": {"kubernetes.io/service-name": f"{RELEASE}-vernemq"}},
-                        "addressType": "IPv4", "ports": [{"name": "mqtt", "port": 1883, "protocol": "TCP"}],
-                        "endpoints": [{"addresses": [p["status"]["podIP"]], "conditions": {"ready": True},
-                                       "targetRef": {"kind": "Pod", "name": p["metadata"]["name"], "namespace": NS}}
-                                      for p in pods]})
+            out += running_statefulset(o, NS, f"{RELEASE}-vernemq")
         if o["kind"] in ("Service", "NetworkPolicy", "StatefulSet", "Gateway", "HTTPRoute", "TCPRoute", "TLSRoute",
                          "ReferenceGrant"):
             out.append(copy.deepcopy(o))
