@@ -251,3 +251,28 @@ def test_matrix_agrees_with_check(policies, pods):
                 want = ev.check(src, dst, port, proto).allowed
                 got = bool((matrix[(port, proto)][s] >> d) & 1)
                 assert got == want, (src.id, dst.id, port, proto)
+
+
+LABEL = st.sampled_from(["app", "tier", NS_NAME_LABEL])
+VALUE = st.sampled_from(["a", "b", "mqtt"])
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(LABEL, VALUE, max_size=2),
+       st.lists(st.tuples(LABEL, st.sampled_from(["In", "NotIn", "Exists", "DoesNotExist"]),
+                          st.lists(VALUE, max_size=2)), max_size=3),
+       st.dictionaries(LABEL, VALUE, max_size=3))
+def test_a_live_selector_read_leniently_matches_as_the_parsed_one(match_labels, exprs, labels):
+    from validators.netpol.model import Selector, parse_selector
+    raw = {"matchLabels": match_labels,
+           "matchExpressions": [{"key": k, "operator": op, **({"values": v} if op in ("In", "NotIn") else {})}
+                                for k, op, v in exprs if op not in ("In", "NotIn") or v]}
+    assert Selector.of(raw).matches(labels) == parse_selector(raw, "t").matches(labels)
+
+
+def test_a_live_selector_part_of_another_shape_constrains_nothing():
+    from validators.netpol.model import Selector
+    assert Selector.of({"matchLabels": "app=x", "matchExpressions": [{"key": "app", "operator": "In",
+                                                                       "values": [1, {"x": 1}]}, "junk"]}) \
+        .matches({"app": "1"}) is False  # a non-string value never equals a label value
+    assert Selector.of(None).matches({"app": "x"}) and Selector.of({"matchExpressions": "x"}).matches({})

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from ..core.model import Facts, NotApplicable, Unavailable
+from ..netpol.model import Selector
 from ..vernemq.http import HttpFailure, JsonError, NodeHttp, loads
 from .capture import CaptureDir
 from .clients import PodProxyHttp
@@ -138,22 +139,8 @@ def collect_targets(spec: ClusterSpec, target_version: str | None, interval: flo
 
 
 def _selector_matches(selector: Mapping[str, Any] | None, labels: Mapping[str, str]) -> bool:
-    if not selector:
-        return False
-    for k, v in (selector.get("matchLabels") or {}).items():
-        if labels.get(k) != v:
-            return False
-    for expr in selector.get("matchExpressions") or []:
-        key, op, values = expr.get("key"), expr.get("operator"), set(expr.get("values") or [])
-        if op == "In" and labels.get(key) not in values:
-            return False
-        if op == "NotIn" and labels.get(key) in values:
-            return False
-        if op == "Exists" and key not in labels:
-            return False
-        if op == "DoesNotExist" and key in labels:
-            return False
-    return True
+    """A PDB's selector; a missing, empty or malformed one is taken to select none of these pods."""
+    return isinstance(selector, Mapping) and bool(selector) and Selector.of(selector).matches(labels)
 
 
 def _http_port(pod: Mapping[str, Any], default: int) -> int:

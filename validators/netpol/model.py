@@ -41,6 +41,20 @@ class Selector:
                 return False
         return True
 
+    @classmethod
+    def of(cls, raw: Any) -> "Selector":
+        """A selector as a live object holds it, read leniently (no :class:`InputError`): the API server
+        validated it when the object was created; a part of another shape constrains nothing, and a value that
+        is not a string can never equal a label's value."""
+        m = raw if isinstance(raw, Mapping) else {}
+        ml = m.get("matchLabels")
+        exprs = []
+        for e in m.get("matchExpressions") if isinstance(m.get("matchExpressions"), list) else []:
+            if isinstance(e, Mapping):
+                vals = e.get("values") if isinstance(e.get("values"), list) else []
+                exprs.append((e.get("key"), e.get("operator"), frozenset(v for v in vals if isinstance(v, str))))
+        return cls(tuple(ml.items()) if isinstance(ml, Mapping) else (), tuple(exprs))
+
     @property
     def empty(self) -> bool:
         return not self.match_labels and not self.match_expressions

@@ -17,6 +17,7 @@ from ...core.model import Finding, failed, passed, skipped, unknown, warned
 from ...core.registry import check
 from ...crd import validate_object
 from ...crd.cel import duration
+from ...netpol.model import Selector
 from .common import (WS_LISTENERS, annotations, keepalive, labels, listener_port, name_of, namespace,
                      service_port_listener, vmq_pods, vmq_services)
 from .ingress import NGINX, covers
@@ -126,24 +127,6 @@ def _ns_labels(facts: Mapping[str, Any], ns: str) -> dict[str, str]:
     return {"kubernetes.io/metadata.name": ns}
 
 
-def _selector_matches(sel: Mapping[str, Any], lbls: Mapping[str, str]) -> bool:
-    for k, v in _map(sel.get("matchLabels")).items():
-        if lbls.get(k) != v:
-            return False
-    for e in _seq(sel.get("matchExpressions")):
-        e = _map(e)
-        key, op, vals = e.get("key"), e.get("operator"), _seq(e.get("values"))
-        if op == "In" and lbls.get(key) not in vals:
-            return False
-        if op == "NotIn" and lbls.get(key) in vals:
-            return False
-        if op == "Exists" and key not in lbls:
-            return False
-        if op == "DoesNotExist" and key in lbls:
-            return False
-    return True
-
-
 def _hosts_intersect(a: str, b: str) -> bool:
     """Gateway API hostname matching: equal, or a `*.` wildcard covering at least one more label."""
     if a == b:
@@ -188,7 +171,7 @@ def listener_problem(facts: Mapping[str, Any], route: Mapping[str, Any], gw: Map
             why = getattr(facts.get("k8s.namespaces"), "reason", "namespaces not collected")
             return Undecided(f"allowedRoutes.namespaces.selector uses labels of namespace {namespace(route)} "
                              f"({sorted(keys)}), which were not read ({why})")
-        if not _selector_matches(sel, _ns_labels(facts, namespace(route))):
+        if not Selector.of(sel).matches(_ns_labels(facts, namespace(route))):
             return f"allowedRoutes.namespaces.selector does not select namespace {namespace(route)}"
     if frm == "None":
         return "allowedRoutes.namespaces.from None: no route may attach"
