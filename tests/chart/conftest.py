@@ -68,6 +68,15 @@ class Renderer:
 
 
 @pytest.fixture(scope="session")
+def promtool() -> str:
+    """promtool (Debian package prometheus), for the PrometheusRule unit tests."""
+    tool = shutil.which("promtool")
+    if not tool:
+        pytest.skip("promtool is not installed (Debian package prometheus, scripts/bootstrap.sh)")
+    return tool
+
+
+@pytest.fixture(scope="session")
 def renderer() -> Renderer:
     return Renderer()
 

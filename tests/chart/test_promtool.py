@@ -17,14 +17,6 @@ ALERTS = {"VerneMQNetsplit", "VerneMQClusterSmallerThanReplicas", "VerneMQListen
 
 
 @pytest.fixture(scope="module")
-def promtool():
-    tool = shutil.which("promtool")
-    if not tool:
-        pytest.skip("promtool is not installed (Debian package prometheus, scripts/bootstrap.sh)")
-    return tool
-
-
-@pytest.fixture(scope="module")
 def rules_dir(renderer, tmp_path_factory):
     rule = find(renderer.docs("50-monitoring"), "PrometheusRule", FULLNAME)
     out = tmp_path_factory.mktemp("promtool")

@@ -155,14 +155,6 @@ def test_service_monitor_and_dashboard(docs):
 
 
 # ------------------------------------------------------------------------------------------ promtool
-@pytest.fixture(scope="module")
-def promtool():
-    tool = shutil.which("promtool")
-    if not tool:
-        pytest.skip("promtool is not installed (Debian package prometheus, scripts/bootstrap.sh)")
-    return tool
-
-
 LABELS = {"job": VALIDATOR, "namespace": NAMESPACE, "instance": "10.244.3.7:9910", "pod": f"{VALIDATOR}-x"}
 HEALTHY, DOWN = 5, 40  # minutes of each recorded phase
 
