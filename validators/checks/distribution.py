@@ -13,11 +13,10 @@ from typing import Any, Iterable, Mapping
 
 from ..core.model import Facts, Finding, failed, passed, skipped, unknown
 from ..core.registry import check
+from ..erldist.handshake import ACCEPTED  # outcomes where the peer accepted our digest (sent a challenge_ack)
 
 NEEDS = ("dist.cluster", "dist.observations")
 WELL_KNOWN = "well_known_cookie"
-#: handshake outcomes that mean the peer accepted our digest (it sent a challenge_ack)
-ACCEPTED = ("ok", "ack_mismatch")
 
 
 def pair(src: str, dst: str) -> str:

@@ -25,7 +25,7 @@ from ..core import redact
 from ..core.addr import url
 from ..core.model import Facts, NotApplicable
 from ..core.secret import reveal
-from ..erldist.handshake import WELL_KNOWN_COOKIES
+from ..erldist.handshake import REACHED_CHALLENGE, WELL_KNOWN_COOKIES
 from ..transports import Transport
 from ..vernemq.http import loads
 from ..vernemq.parse import ParseError, parse_cluster_show
@@ -53,11 +53,7 @@ def plan(spec: ClusterSpec) -> tuple[list[str], list[tuple[str, str]]]:
 def well_known_sources(pairs: list[tuple[str, str]]) -> dict[str, str]:
     """{target: the one source that tries the well-known cookies on it}: the first source after the target in
     the node order (cyclic), so each source tries about one node; the validator with the direct transport."""
-    order: list[str] = []
-    for s, d in pairs:
-        for n in (s, d):
-            if n not in order:
-                order.append(n)
+    order = list(dict.fromkeys(n for p in pairs for n in p))
     srcs_of: dict[str, set[str]] = {}
     for s, d in pairs:
         srcs_of.setdefault(d, set()).add(s)
@@ -130,10 +126,6 @@ def parse_views(observations: list[dict], nodes: list[str]) -> dict[str, dict[st
         if n not in views:
             views[n] = {"ok": False, "reason": errors.get(n) or "the view was not collected"}
     return views
-
-
-#: handshake outcomes that got as far as the challenge: the node answered our digest one way or the other
-REACHED_CHALLENGE = ("ok", "ack_mismatch", "cookie_rejected")
 
 
 def well_known_retry_jobs(spec: ClusterSpec, observations: list[dict], timeout: float = 3.0,

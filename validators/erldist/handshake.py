@@ -29,6 +29,8 @@ WELL_KNOWN_COOKIES = ("vmq",)
 
 #: outcomes that mean the peer accepted our digest: it sent a challenge_ack (ack_mismatch: with an odd digest)
 ACCEPTED = ("ok", "ack_mismatch")
+#: outcomes that got as far as the challenge: the peer answered our digest, one way or the other
+REACHED_CHALLENGE = (*ACCEPTED, "cookie_rejected")
 
 
 @dataclass

@@ -29,7 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Iterable
 
 from . import epmd, wire
-from .handshake import handshake
+from .handshake import REACHED_CHALLENGE, handshake
 from .net import NetError, tcp_check
 
 #: cluster/show of even a large cluster is a few kB
@@ -90,7 +90,7 @@ def probe_target(src: str, tgt: dict, job: dict, emit: Callable[[dict], None]) -
     if cookie:
         hs = handshake(host, info.port, cookie, timeout)
         emit({**base, "kind": "handshake", "port": info.port, **hs.to_dict()})
-        if hs.outcome not in ("ok", "ack_mismatch", "cookie_rejected"):
+        if hs.outcome not in REACHED_CHALLENGE:
             return  # not as far as the challenge: a second handshake would only fail (or wait) the same way
     for wk in job.get("well_known_cookies") or ():
         if hs is not None and cookie == wk:  # the job's own cookie is this well-known one: that handshake answers
