@@ -43,6 +43,37 @@ def _read_head(conn: socket.socket, limit: int = 65536) -> bytes:
     return data
 
 
+class LoopbackServer:
+    """TCP on 127.0.0.1: one thread accepts, each connection gets a thread running :meth:`handle`; ``close()``
+    stops accepting and closes the connections. Subclasses set their own state before calling ``__init__``."""
+
+    def __init__(self):
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.conns: list[socket.socket] = []
+        self._stop = False
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        self.sock.settimeout(0.2)
+        while not self._stop:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                continue
+            self.conns.append(c)
+            threading.Thread(target=self.handle, args=(c,), daemon=True).start()
+
+    def handle(self, conn: socket.socket) -> None:
+        raise NotImplementedError
+
+    def close(self):
+        self._stop = True
+        for c in self.conns:
+            c.close()
+        self.sock.close()
+
+
 class HostileServer:
     def __init__(self, mode: str, host: str = "127.0.0.1"):
         if mode not in MODES:

@@ -16,7 +16,6 @@ import contextlib
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -25,34 +24,21 @@ from pathlib import Path
 
 import pytest
 
+from tests.hostile import LoopbackServer
 from validators.transports.shell import build_script
 
 pytestmark = pytest.mark.skipif(not shutil.which("bash") or not Path("/proc/self/cmdline").exists(),
                                 reason="needs bash and /proc")
 
 
-class HoldingServer:
+class HoldingServer(LoopbackServer):
     """Accepts on 127.0.0.1, records what each connection sends first, never answers."""
 
     def __init__(self):
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
         self.received: list[bytes] = []
-        self.conns: list[socket.socket] = []
-        self._stop = False
-        threading.Thread(target=self._serve, daemon=True).start()
+        super().__init__()
 
-    def _serve(self):
-        self.sock.settimeout(0.2)
-        while not self._stop:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                continue
-            self.conns.append(c)
-            threading.Thread(target=self._read, args=(c,), daemon=True).start()
-
-    def _read(self, c):
+    def handle(self, c):
         c.settimeout(10)
         buf = b""
         try:
@@ -64,12 +50,6 @@ class HoldingServer:
                 self.received.append(buf)
         except OSError:
             pass
-
-    def close(self):
-        self._stop = True
-        for c in self.conns:
-            c.close()
-        self.sock.close()
 
 
 def all_cmdlines() -> list[bytes]:

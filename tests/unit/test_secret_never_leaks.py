@@ -25,7 +25,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
@@ -33,6 +32,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.hostile import LoopbackServer
 from validators.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -46,27 +46,15 @@ hostile = st.sampled_from(["@APIKEY@", "@COOKIE@", "$(touch PWNED)", "'\"`", "%s
 api_keys = st.one_of(api_keys, st.tuples(api_keys, hostile).map(lambda t: t[0] + t[1]))
 
 
-class Reflector:
+class Reflector(LoopbackServer):
     """HTTP on 127.0.0.1 that answers every request with the request itself (mode: json|text|401|500)."""
 
     def __init__(self):
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
         self.mode = "json"
         self.heads: list[bytes] = []
-        self._stop = False
-        threading.Thread(target=self._serve, daemon=True).start()
+        super().__init__()
 
-    def _serve(self):
-        self.sock.settimeout(0.2)
-        while not self._stop:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                continue
-            threading.Thread(target=self._one, args=(c,), daemon=True).start()
-
-    def _one(self, c):
+    def handle(self, c):
         with c:
             c.settimeout(5)
             head = b""
@@ -90,10 +78,6 @@ class Reflector:
                           f"Connection: close\r\n\r\n".encode() + data)
             except OSError:
                 pass
-
-    def close(self):
-        self._stop = True
-        self.sock.close()
 
 
 def closed_port() -> int:
