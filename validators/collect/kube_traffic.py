@@ -111,25 +111,16 @@ def _gateway_get(kube: Kube, path: str, kind: str, what: str, forbidden: str, si
     """GET a Gateway API list (or, ``single``, one object): the items (or the object); NotApplicable on 404
     for a list (the CRD is not installed), None on 404 for an object (it does not exist); Unavailable with
     ``forbidden`` as the reason on 403, with the usual reason on anything else."""
-    from kubernetes.client.exceptions import ApiException
+    from .kubeclient import fetch
 
-    from .kubeclient import explain_error
-
-    try:
+    def call() -> Any:
         doc = get_json(kube, path)
         if single:
             if not isinstance(doc, dict) or not isinstance((doc.get("metadata") or {}).get("name"), str):
                 raise ValueError("not an object")
             return {**doc, "apiVersion": doc.get("apiVersion") or GATEWAY_API, "kind": doc.get("kind") or kind}
         return _items(doc, GATEWAY_API, kind)
-    except ApiException as exc:
-        if exc.status == 404:
-            return None if single else _not_served(kind)
-        if exc.status == 403:
-            return Unavailable(forbidden)
-        return Unavailable(explain_error(exc, what))
-    except Exception as exc:  # noqa: BLE001 - mapped to a reason like every other read
-        return Unavailable(explain_error(exc, what))
+    return fetch(what, call, {404: None if single else _not_served(kind), 403: Unavailable(forbidden)})
 
 
 def parent_gateways(routes: list[dict]) -> list[tuple[str, str]]:

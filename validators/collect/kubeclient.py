@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import socket
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from ..core.errors import CollectionError, InputError
 from ..core.inputs import load_yaml, read_text
@@ -143,9 +143,16 @@ def explain_error(exc: BaseException, what: str) -> str:
     raise exc
 
 
-def fetch(what: str, call: Callable[[], Any]) -> Any:
-    """``call()`` or an Unavailable naming ``what`` and why it failed."""
+def fetch(what: str, call: Callable[[], Any], on_status: Mapping[int, Any] | None = None) -> Any:
+    """``call()`` or an Unavailable naming ``what`` and why it failed; an API answer whose HTTP status is in
+    ``on_status`` gives that value instead (e.g. 404: the resource is not served)."""
+    from kubernetes.client.exceptions import ApiException
+
     try:
         return call()
+    except ApiException as exc:
+        if on_status and exc.status in on_status:
+            return on_status[exc.status]
+        return Unavailable(explain_error(exc, what))
     except Exception as exc:  # noqa: BLE001 - mapped to a reason or re-raised by explain_error
         return Unavailable(explain_error(exc, what))
